@@ -1,0 +1,290 @@
+//! Engine time: a monotonic [`MonoTime`] for every expiry decision, and a mapping to
+//! wall-clock time (`chrono`) used only for display and export.
+//!
+//! The clock is injected into the engine, so tests and log replay move time themselves
+//! instead of sleeping. A clock is shared read-only between the engine worker and the UI,
+//! which uses it to age rows between events.
+
+use std::fmt;
+use std::ops::{Add, Sub};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+/// A point on the engine's monotonic time line, as the span since the clock's origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MonoTime(Duration);
+
+impl MonoTime {
+    /// The clock's origin.
+    pub const ZERO: MonoTime = MonoTime(Duration::ZERO);
+
+    /// Creates a time `since_origin` after the clock's origin.
+    pub const fn from_duration(since_origin: Duration) -> Self {
+        MonoTime(since_origin)
+    }
+
+    /// Returns the span since the clock's origin.
+    pub const fn since_origin(self) -> Duration {
+        self.0
+    }
+
+    /// Returns the span from `earlier` to `self`, or zero when `earlier` is later.
+    pub fn saturating_since(self, earlier: MonoTime) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// Returns `self - span`, or the origin when `span` reaches past it.
+    pub fn saturating_sub(self, span: Duration) -> MonoTime {
+        MonoTime(self.0.saturating_sub(span))
+    }
+
+    /// Returns `self - span`, or `None` when `span` reaches past the origin.
+    pub fn checked_sub(self, span: Duration) -> Option<MonoTime> {
+        self.0.checked_sub(span).map(MonoTime)
+    }
+}
+
+impl Add<Duration> for MonoTime {
+    type Output = MonoTime;
+
+    fn add(self, span: Duration) -> MonoTime {
+        MonoTime(self.0.saturating_add(span))
+    }
+}
+
+impl Sub<MonoTime> for MonoTime {
+    type Output = Duration;
+
+    /// Saturates at zero, so an age is never negative.
+    fn sub(self, earlier: MonoTime) -> Duration {
+        self.saturating_since(earlier)
+    }
+}
+
+/// A source of engine time.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Returns the current monotonic time.
+    fn now(&self) -> MonoTime;
+
+    /// Converts a monotonic time to wall-clock time for display and export.
+    fn wall_time(&self, at: MonoTime) -> DateTime<Utc>;
+
+    /// Returns how long to wait in real time for `span` of this clock's time to pass,
+    /// or `None` when this clock moves only when told to (a manual clock).
+    fn real_wait(&self, span: Duration) -> Option<Duration>;
+
+    /// Moves a clock that follows activity time forward to `at`; other clocks ignore it.
+    fn observe_activity(&self, _at: MonoTime) {}
+
+    /// Returns how fast this clock runs against real time, or `None` when it does not run
+    /// by itself.
+    fn speed(&self) -> Option<f64> {
+        Some(1.0)
+    }
+}
+
+/// A clock shared between the engine, its sources and the UI.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// Converts a span since `origin` to wall-clock time, saturating instead of panicking
+/// on spans beyond chrono's range.
+fn wall_after(origin: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(span)
+        .ok()
+        .and_then(|span| origin.checked_add_signed(span))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The real monotonic clock (`Instant`), with wall time anchored when it was created.
+#[derive(Debug)]
+pub struct SystemClock {
+    origin: Instant,
+    wall_origin: DateTime<Utc>,
+}
+
+impl SystemClock {
+    /// Creates a clock whose origin is now.
+    pub fn new() -> Self {
+        SystemClock {
+            origin: Instant::now(),
+            wall_origin: Utc::now(),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> MonoTime {
+        MonoTime(self.origin.elapsed())
+    }
+
+    fn wall_time(&self, at: MonoTime) -> DateTime<Utc> {
+        wall_after(self.wall_origin, at.0)
+    }
+
+    fn real_wait(&self, span: Duration) -> Option<Duration> {
+        Some(span)
+    }
+}
+
+/// A clock that runs `speed` times faster than real time from a given wall time, used to
+/// replay an access log so that engine time follows the log's time.
+#[derive(Debug)]
+pub struct ScaledClock {
+    origin: Instant,
+    wall_origin: DateTime<Utc>,
+    speed: f64,
+}
+
+impl ScaledClock {
+    /// Creates a clock that reads `wall_origin` now and runs `speed` times real time.
+    ///
+    /// # Panics
+    /// Panics when `speed` is not a finite number above zero.
+    pub fn new(wall_origin: DateTime<Utc>, speed: f64) -> Self {
+        assert!(
+            speed.is_finite() && speed > 0.0,
+            "speed must be above zero, got {speed}"
+        );
+        ScaledClock {
+            origin: Instant::now(),
+            wall_origin,
+            speed,
+        }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> MonoTime {
+        let scaled = self.origin.elapsed().as_secs_f64() * self.speed;
+        MonoTime(Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX))
+    }
+
+    fn wall_time(&self, at: MonoTime) -> DateTime<Utc> {
+        wall_after(self.wall_origin, at.0)
+    }
+
+    fn real_wait(&self, span: Duration) -> Option<Duration> {
+        Some(Duration::try_from_secs_f64(span.as_secs_f64() / self.speed).unwrap_or(Duration::MAX))
+    }
+
+    fn speed(&self) -> Option<f64> {
+        Some(self.speed)
+    }
+}
+
+/// A clock that moves only when told to: by [`ManualClock::advance`] and
+/// [`ManualClock::set`], and, when created with [`ManualClock::following_activity`], by
+/// the time stamps of the activity the engine applies.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+    wall_origin: DateTime<Utc>,
+    follows_activity: bool,
+}
+
+impl ManualClock {
+    /// Creates a clock at its origin, which reads as `wall_origin`.
+    pub fn new(wall_origin: DateTime<Utc>) -> Self {
+        ManualClock {
+            nanos: Arc::new(AtomicU64::new(0)),
+            wall_origin,
+            follows_activity: false,
+        }
+    }
+
+    /// Creates a clock that the engine moves forward to each activity time stamp it
+    /// applies, so replay at maximum speed keeps the log's time line.
+    pub fn following_activity(wall_origin: DateTime<Utc>) -> Self {
+        ManualClock {
+            follows_activity: true,
+            ..ManualClock::new(wall_origin)
+        }
+    }
+
+    /// Moves the clock forward by `span`.
+    pub fn advance(&self, span: Duration) {
+        let span = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(span, Ordering::SeqCst);
+    }
+
+    /// Moves the clock to `at` if that is later than its current time.
+    pub fn set(&self, at: MonoTime) {
+        let at = u64::try_from(at.0.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_max(at, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> MonoTime {
+        MonoTime(Duration::from_nanos(self.nanos.load(Ordering::SeqCst)))
+    }
+
+    fn wall_time(&self, at: MonoTime) -> DateTime<Utc> {
+        wall_after(self.wall_origin, at.0)
+    }
+
+    fn real_wait(&self, _span: Duration) -> Option<Duration> {
+        None
+    }
+
+    fn observe_activity(&self, at: MonoTime) {
+        if self.follows_activity {
+            self.set(at);
+        }
+    }
+
+    fn speed(&self) -> Option<f64> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_never_moves_backwards() {
+        let clock = ManualClock::new(DateTime::<Utc>::UNIX_EPOCH);
+        clock.advance(Duration::from_secs(10));
+        clock.set(MonoTime::from_duration(Duration::from_secs(3)));
+        assert_eq!(
+            clock.now(),
+            MonoTime::from_duration(Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn following_clock_moves_on_activity() {
+        let plain = ManualClock::new(DateTime::<Utc>::UNIX_EPOCH);
+        let following = ManualClock::following_activity(DateTime::<Utc>::UNIX_EPOCH);
+        let at = MonoTime::from_duration(Duration::from_secs(42));
+        plain.observe_activity(at);
+        following.observe_activity(at);
+        assert_eq!(plain.now(), MonoTime::ZERO);
+        assert_eq!(following.now(), at);
+    }
+
+    #[test]
+    fn wall_time_saturates_far_future() {
+        let clock = ManualClock::new(Utc::now());
+        let far = MonoTime::from_duration(Duration::from_secs(u64::MAX / 2));
+        assert_eq!(clock.wall_time(far), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn age_is_never_negative() {
+        let early = MonoTime::from_duration(Duration::from_secs(1));
+        let late = MonoTime::from_duration(Duration::from_secs(5));
+        assert_eq!(early - late, Duration::ZERO);
+        assert_eq!(late - early, Duration::from_secs(4));
+    }
+}

@@ -1,0 +1,398 @@
+//! Messages between the engine worker and the threads around it: [`Command`]s in,
+//! [`Update`]s out. Each update carries log [`Record`]s, which are never coalesced, and
+//! the latest state of the sessions touched since the previous update, which are.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::Sender;
+use serde::Serialize;
+
+use super::clock::MonoTime;
+use super::session::{Session, SessionId, Source};
+
+/// One activity report: the session `id` was active at `at` (engine time), or now when
+/// `at` is `None`.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    /// The session's key.
+    pub id: SessionId,
+    /// Where the activity came from.
+    pub source: Source,
+    /// When it happened; `None` means when the engine applies it.
+    pub at: Option<MonoTime>,
+}
+
+/// A request to the engine worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Record one activity report.
+    Touch(Activity),
+    /// Record several activity reports in order.
+    TouchBatch(Vec<Activity>),
+    /// End a session now, as a logout does.
+    End {
+        /// The session to end.
+        id: SessionId,
+    },
+    /// Sweep now, without moving the schedule. Requests made while a sweep runs
+    /// coalesce into one follow-up sweep.
+    SweepNow,
+    /// Change how long a session may be idle before it is stale.
+    SetIdleTimeout(Duration),
+    /// Change the sweep interval; the schedule restarts from now.
+    SetSweepInterval(Duration),
+    /// Log a notice from a session source, such as a skipped log line.
+    Notice {
+        /// The source that reports it.
+        source: Source,
+        /// How serious it is.
+        level: Level,
+        /// What happened, as one line.
+        message: String,
+    },
+    /// Reply on the sender once every earlier command has been applied and the
+    /// schedule checked; used to wait for the engine in tests and at the end of input.
+    Sync(Sender<()>),
+}
+
+/// Log level of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    /// Detail, such as each session created or removed.
+    Debug,
+    /// Starts, stops, sweeps and setting changes.
+    Info,
+    /// Something was skipped or recovered.
+    Warn,
+    /// An operation failed or data was lost.
+    Error,
+}
+
+impl Level {
+    /// Returns the upper-case name used in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a sweep ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepTrigger {
+    /// The schedule made it due.
+    Scheduled,
+    /// Someone asked for it.
+    Manual,
+}
+
+/// Why a session left the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalCause {
+    /// A sweep found it idle for at least the idle timeout.
+    Sweep,
+    /// New activity found it idle for at least the idle timeout; a new session replaced it.
+    ExpiredOnAccess,
+    /// Its owner ended it.
+    Ended,
+}
+
+/// A fact the engine reports. Each becomes one log record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The scheduler started on the worker thread.
+    SchedulerStarted {
+        /// Time between sweeps.
+        sweep_interval: Duration,
+        /// Idle time after which a session is stale.
+        idle_timeout: Duration,
+    },
+    /// A setting changed while running.
+    SettingsChanged {
+        /// Time between sweeps.
+        sweep_interval: Duration,
+        /// Idle time after which a session is stale.
+        idle_timeout: Duration,
+    },
+    /// A session started.
+    SessionCreated {
+        /// The new session.
+        id: SessionId,
+        /// Where its activity comes from.
+        source: Source,
+    },
+    /// A session left the map.
+    SessionRemoved {
+        /// The removed session.
+        id: SessionId,
+        /// Where its activity came from.
+        source: Source,
+        /// How long it had been idle when removed.
+        idle: Duration,
+        /// How many activity reports it received.
+        activity_count: u64,
+        /// Why it was removed.
+        cause: RemovalCause,
+    },
+    /// A sweep started.
+    SweepStarted {
+        /// Why it runs.
+        trigger: SweepTrigger,
+        /// How long after its due time a scheduled sweep started, when it was late.
+        late_by: Option<Duration>,
+        /// Due times skipped because the worker was busy past them.
+        skipped: u64,
+    },
+    /// A sweep finished.
+    SweepFinished {
+        /// Why it ran.
+        trigger: SweepTrigger,
+        /// Sessions it removed.
+        removed: u64,
+        /// Sessions left in the map.
+        remaining: u64,
+        /// Real time it took, including pauses to serve commands.
+        took: Duration,
+    },
+    /// A session source reported something worth a log line.
+    Notice {
+        /// The reporting source.
+        source: Source,
+        /// How serious it is.
+        level: Level,
+        /// What happened.
+        message: String,
+    },
+    /// A request to the engine failed.
+    Error {
+        /// What failed and why.
+        message: String,
+    },
+    /// The scheduler stopped; no sweep runs after this.
+    SchedulerStopped {
+        /// Sessions left in the map.
+        remaining: u64,
+    },
+}
+
+/// A scheduled sweep that starts at least this late logs at warning level.
+const LATE_SWEEP_WARNING: Duration = Duration::from_secs(1);
+
+impl Event {
+    /// Returns the level of the log line for this event.
+    pub fn level(&self) -> Level {
+        match self {
+            Event::SessionCreated { .. } | Event::SessionRemoved { .. } => Level::Debug,
+            Event::SweepStarted {
+                late_by: Some(late_by),
+                ..
+            } if *late_by >= LATE_SWEEP_WARNING => Level::Warn,
+            Event::Notice { level, .. } => *level,
+            Event::Error { .. } => Level::Error,
+            _ => Level::Info,
+        }
+    }
+
+    /// Returns the event's short kind name, used as a column in exports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SchedulerStarted { .. } => "scheduler_started",
+            Event::SettingsChanged { .. } => "settings_changed",
+            Event::SessionCreated { .. } => "session_created",
+            Event::SessionRemoved { .. } => "session_removed",
+            Event::SweepStarted { .. } => "sweep_started",
+            Event::SweepFinished { .. } => "sweep_finished",
+            Event::Notice { .. } => "notice",
+            Event::Error { .. } => "error",
+            Event::SchedulerStopped { .. } => "scheduler_stopped",
+        }
+    }
+
+    /// Returns the session the event is about, if any.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        match self {
+            Event::SessionCreated { id, .. } | Event::SessionRemoved { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Formats a duration for log lines, rounded to milliseconds: `5m`, `1m 30s`, `12ms`.
+pub fn format_duration(span: Duration) -> String {
+    let rounded = if span >= Duration::from_secs(1) {
+        Duration::from_secs(span.as_secs())
+    } else {
+        Duration::from_millis(span.as_millis() as u64)
+    };
+    humantime::format_duration(rounded).to_string()
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::SchedulerStarted {
+                sweep_interval,
+                idle_timeout,
+            } => write!(
+                f,
+                "Scheduler started: stale session cleanup every {}, idle timeout {}",
+                format_duration(*sweep_interval),
+                format_duration(*idle_timeout)
+            ),
+            Event::SettingsChanged {
+                sweep_interval,
+                idle_timeout,
+            } => write!(
+                f,
+                "Settings changed: stale session cleanup every {}, idle timeout {}",
+                format_duration(*sweep_interval),
+                format_duration(*idle_timeout)
+            ),
+            Event::SessionCreated { id, source } => {
+                write!(f, "Session created: {id} ({source})")
+            }
+            Event::SessionRemoved {
+                id,
+                source,
+                idle,
+                activity_count,
+                cause,
+            } => {
+                let how = match cause {
+                    RemovalCause::Sweep => "Session expired",
+                    RemovalCause::ExpiredOnAccess => "Session expired on access",
+                    RemovalCause::Ended => "Session ended",
+                };
+                write!(
+                    f,
+                    "{how}: {id} ({source}), idle {}, {activity_count} requests",
+                    format_duration(*idle)
+                )
+            }
+            Event::SweepStarted {
+                trigger,
+                late_by,
+                skipped,
+            } => {
+                match trigger {
+                    SweepTrigger::Scheduled => write!(f, "Sweep started (scheduled)")?,
+                    SweepTrigger::Manual => write!(f, "Sweep started (manual)")?,
+                }
+                if let Some(late_by) = late_by.filter(|late_by| !late_by.is_zero()) {
+                    write!(f, ", late by {}", format_duration(late_by))?;
+                }
+                if *skipped > 0 {
+                    write!(f, ", {skipped} missed runs skipped")?;
+                }
+                Ok(())
+            }
+            Event::SweepFinished {
+                removed,
+                remaining,
+                took,
+                ..
+            } => write!(
+                f,
+                "Sweep finished: removed {removed} stale sessions, {remaining} remaining, took {}",
+                format_duration(*took)
+            ),
+            Event::Notice {
+                source, message, ..
+            } => write!(f, "{source}: {message}"),
+            Event::Error { message } => write!(f, "Error: {message}"),
+            Event::SchedulerStopped { remaining } => {
+                write!(f, "Scheduler stopped ({remaining} sessions in memory)")
+            }
+        }
+    }
+}
+
+/// One log line: an event with the times it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Position in the engine's log, counting from 1.
+    pub seq: u64,
+    /// Engine time of the event.
+    pub at: MonoTime,
+    /// Wall-clock time of the event, for display and export.
+    pub wall: DateTime<Utc>,
+    /// What happened.
+    pub event: Event,
+}
+
+impl Record {
+    /// Returns the record's level.
+    pub fn level(&self) -> Level {
+        self.event.level()
+    }
+}
+
+impl fmt::Display for Record {
+    /// Formats as `2026-12-04T10:00:00.000Z INFO message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:<5} {}",
+            self.wall.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            self.level(),
+            self.event
+        )
+    }
+}
+
+/// A session as the UI shows it: the engine's record, shared ids and all.
+pub type SessionView = Session;
+
+/// The engine's settings and counters, sent with every update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    /// Idle time after which a session is stale.
+    pub idle_timeout: Duration,
+    /// Time between scheduled sweeps.
+    pub sweep_interval: Duration,
+    /// When the next scheduled sweep is due.
+    pub next_sweep_due: MonoTime,
+    /// Sessions in the map.
+    pub sessions: u64,
+    /// Sessions removed since start, for any cause.
+    pub removed_total: u64,
+    /// Sweeps finished since start.
+    pub sweeps_finished: u64,
+    /// Whether a sweep is running now.
+    pub sweep_running: bool,
+    /// The latest finished sweep's event, if any.
+    pub last_sweep: Option<Event>,
+    /// Log records dropped since start because the receiver did not keep up.
+    pub records_dropped_total: u64,
+}
+
+/// One message from the engine to its receiver.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// New log records, in order.
+    pub records: Vec<Record>,
+    /// Sessions touched since the previous update, in their current state. Apply after
+    /// `records`. Sessions removed since are left out.
+    pub touched: Vec<SessionView>,
+    /// When set, the receiver's copy of the map is out of date because records were
+    /// dropped: replace it with these sessions and use `records` only for the log.
+    pub snapshot: Option<Vec<SessionView>>,
+    /// Log records dropped just before `records` because the receiver did not keep up.
+    pub records_dropped: u64,
+    /// The engine's state after this update.
+    pub status: Status,
+}

@@ -1,0 +1,241 @@
+//! Sessions and their ids. Owned by the engine worker; views of them are sent to the UI.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::clock::MonoTime;
+
+/// A validated session id: non-empty UTF-8, at most [`SessionId::MAX_LEN`] bytes, with no
+/// control characters. Cloning shares the text, so the engine and the UI mirror hold one
+/// copy of each id.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(Arc<str>);
+
+/// Why a session id was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidId {
+    /// The id has no characters.
+    #[error("session id is empty")]
+    Empty,
+    /// The id is longer than [`SessionId::MAX_LEN`] bytes.
+    #[error("session id is {len} bytes long; the maximum is {max}", max = SessionId::MAX_LEN)]
+    TooLong {
+        /// Length of the rejected id in bytes.
+        len: usize,
+    },
+    /// The id is not valid UTF-8.
+    #[error("session id is not valid UTF-8 (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+    /// The id contains a control character such as a newline or escape.
+    #[error("session id contains control character U+{code:04X} at byte {offset}")]
+    ControlCharacter {
+        /// The code point of the control character.
+        code: u32,
+        /// Byte offset of the control character.
+        offset: usize,
+    },
+}
+
+impl SessionId {
+    /// Maximum length of an id in bytes.
+    pub const MAX_LEN: usize = 256;
+
+    /// Validates `text` as a session id.
+    pub fn new(text: &str) -> Result<Self, InvalidId> {
+        Self::validate(text)?;
+        Ok(SessionId(Arc::from(text)))
+    }
+
+    /// Validates raw bytes as a session id, rejecting invalid UTF-8.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidId> {
+        if bytes.len() > Self::MAX_LEN {
+            return Err(InvalidId::TooLong { len: bytes.len() });
+        }
+        let text = std::str::from_utf8(bytes).map_err(|error| InvalidId::NotUtf8 {
+            offset: error.valid_up_to(),
+        })?;
+        Self::new(text)
+    }
+
+    /// Checks `text` against the id rules without allocating.
+    pub fn validate(text: &str) -> Result<(), InvalidId> {
+        if text.is_empty() {
+            return Err(InvalidId::Empty);
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(InvalidId::TooLong { len: text.len() });
+        }
+        match text.char_indices().find(|(_, c)| c.is_control()) {
+            Some((offset, c)) => Err(InvalidId::ControlCharacter {
+                code: u32::from(c),
+                offset,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Returns the id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Borrow<str> for SessionId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for SessionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Where a session's activity comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The built-in traffic simulator.
+    Simulator,
+    /// Replay of a web server access log.
+    Replay,
+    /// An application reporting over the local API.
+    Api,
+}
+
+impl Source {
+    /// Returns the lower-case name shown in the table and the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Simulator => "simulator",
+            Source::Replay => "replay",
+            Source::Api => "api",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A session as the engine stores it. Times are engine monotonic times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The session's key.
+    pub id: SessionId,
+    /// Where its activity came from.
+    pub source: Source,
+    /// When its first activity happened.
+    pub created: MonoTime,
+    /// Its latest activity; never moves backwards.
+    pub last_active: MonoTime,
+    /// How many activity reports it has received, including the first.
+    pub activity_count: u64,
+}
+
+impl Session {
+    /// Returns how long the session has been idle at `now` (zero if `now` is earlier).
+    pub fn idle_at(&self, now: MonoTime) -> std::time::Duration {
+        now - self.last_active
+    }
+
+    /// Returns whether the session has been idle for at least `idle_timeout` at `now`.
+    pub fn is_stale_at(&self, now: MonoTime, idle_timeout: std::time::Duration) -> bool {
+        self.idle_at(now) >= idle_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_accepts_plain_text() {
+        let id = SessionId::new("10.0.0.1 Mozilla/5.0 (X11; Linux x86_64)").unwrap();
+        assert_eq!(id.as_str(), "10.0.0.1 Mozilla/5.0 (X11; Linux x86_64)");
+    }
+
+    #[test]
+    fn id_accepts_non_ascii() {
+        assert!(SessionId::new("مرحبا-ü-e\u{301}").is_ok());
+    }
+
+    #[test]
+    fn id_rejects_empty() {
+        assert_eq!(SessionId::new(""), Err(InvalidId::Empty));
+    }
+
+    #[test]
+    fn id_limit_is_in_bytes() {
+        assert!(SessionId::new(&"a".repeat(256)).is_ok());
+        assert_eq!(
+            SessionId::new(&"a".repeat(257)),
+            Err(InvalidId::TooLong { len: 257 })
+        );
+        // 86 three-byte characters are 258 bytes.
+        assert_eq!(
+            SessionId::new(&"€".repeat(86)),
+            Err(InvalidId::TooLong { len: 258 })
+        );
+    }
+
+    #[test]
+    fn id_rejects_control_characters() {
+        assert_eq!(
+            SessionId::new("ab\ncd"),
+            Err(InvalidId::ControlCharacter {
+                code: 0x0A,
+                offset: 2
+            })
+        );
+        assert_eq!(
+            SessionId::new("\u{1b}[31m"),
+            Err(InvalidId::ControlCharacter {
+                code: 0x1B,
+                offset: 0
+            })
+        );
+        assert_eq!(
+            SessionId::new("x\u{85}"),
+            Err(InvalidId::ControlCharacter {
+                code: 0x85,
+                offset: 1
+            })
+        );
+    }
+
+    #[test]
+    fn id_rejects_invalid_utf8() {
+        assert_eq!(
+            SessionId::from_bytes(b"ok\xff"),
+            Err(InvalidId::NotUtf8 { offset: 2 })
+        );
+    }
+
+    #[test]
+    fn invalid_id_message_names_the_limit() {
+        let message = InvalidId::TooLong { len: 300 }.to_string();
+        assert_eq!(message, "session id is 300 bytes long; the maximum is 256");
+    }
+}

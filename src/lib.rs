@@ -1,0 +1,5 @@
+//! Session Monitor: an in-memory session engine with a stale-session scheduler, the
+//! sources that feed it, and a window that shows it work.
+
+pub mod engine;
+pub mod sources;
