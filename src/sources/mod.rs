@@ -4,6 +4,8 @@
 //! when asked or when the engine is gone. It never waits on a full command queue without
 //! also watching its stop signal, so shutdown is prompt under load.
 
+pub mod simulator;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
