@@ -84,8 +84,9 @@ impl Level {
 }
 
 impl fmt::Display for Level {
+    /// Honours width and alignment, so `{:<5}` lines up the columns of log lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
