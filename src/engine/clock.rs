@@ -79,6 +79,11 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// Moves a clock that follows activity time forward to `at`; other clocks ignore it.
     fn observe_activity(&self, _at: MonoTime) {}
 
+    /// Returns whether activity time stamps move this clock (replay at maximum speed).
+    fn follows_activity(&self) -> bool {
+        false
+    }
+
     /// Returns how fast this clock runs against real time, or `None` when it does not run
     /// by itself.
     fn speed(&self) -> Option<f64> {
@@ -240,6 +245,10 @@ impl Clock for ManualClock {
         if self.follows_activity {
             self.set(at);
         }
+    }
+
+    fn follows_activity(&self) -> bool {
+        self.follows_activity
     }
 
     fn speed(&self) -> Option<f64> {

@@ -178,6 +178,13 @@ pub enum Event {
         /// What happened.
         message: String,
     },
+    /// A line from the program around the engine, such as the result of an export.
+    Message {
+        /// How serious it is.
+        level: Level,
+        /// What happened.
+        message: String,
+    },
     /// A request to the engine failed.
     Error {
         /// What failed and why.
@@ -189,6 +196,9 @@ pub enum Event {
         remaining: u64,
     },
 }
+
+/// A scheduled sweep that starts at least this late mentions it; less is timer jitter.
+const LATE_SWEEP_NOTE: Duration = Duration::from_millis(100);
 
 /// A scheduled sweep that starts at least this late logs at warning level.
 const LATE_SWEEP_WARNING: Duration = Duration::from_secs(1);
@@ -202,7 +212,7 @@ impl Event {
                 late_by: Some(late_by),
                 ..
             } if *late_by >= LATE_SWEEP_WARNING => Level::Warn,
-            Event::Notice { level, .. } => *level,
+            Event::Notice { level, .. } | Event::Message { level, .. } => *level,
             Event::Error { .. } => Level::Error,
             _ => Level::Info,
         }
@@ -218,6 +228,7 @@ impl Event {
             Event::SweepStarted { .. } => "sweep_started",
             Event::SweepFinished { .. } => "sweep_finished",
             Event::Notice { .. } => "notice",
+            Event::Message { .. } => "message",
             Event::Error { .. } => "error",
             Event::SchedulerStopped { .. } => "scheduler_stopped",
         }
@@ -293,7 +304,7 @@ impl fmt::Display for Event {
                     SweepTrigger::Scheduled => write!(f, "Sweep started (scheduled)")?,
                     SweepTrigger::Manual => write!(f, "Sweep started (manual)")?,
                 }
-                if let Some(late_by) = late_by.filter(|late_by| !late_by.is_zero()) {
+                if let Some(late_by) = late_by.filter(|late_by| *late_by >= LATE_SWEEP_NOTE) {
                     write!(f, ", late by {}", format_duration(late_by))?;
                 }
                 if *skipped > 0 {
@@ -314,6 +325,7 @@ impl fmt::Display for Event {
             Event::Notice {
                 source, message, ..
             } => write!(f, "{source}: {message}"),
+            Event::Message { message, .. } => f.write_str(message),
             Event::Error { message } => write!(f, "Error: {message}"),
             Event::SchedulerStopped { remaining } => {
                 write!(f, "Scheduler stopped ({remaining} sessions in memory)")

@@ -2,8 +2,12 @@
 //! scheduler that sweeps stale sessions, and channels in and out. No egui here.
 //!
 //! Commands reach the worker over a bounded channel; updates leave it over another
-//! bounded channel whose overflow policy is described in [`outbox`]. The worker calls a
-//! [`Waker`] after each update it sends, so a window can repaint without polling.
+//! bounded channel. When that channel is full the worker never blocks: log records wait
+//! in the worker up to [`EngineConfig::max_pending_records`], past which the oldest are
+//! dropped and counted, and the next update carries the count and a snapshot of the map.
+//! Session changes are coalesced into the latest state of each changed session. The
+//! worker calls a [`Waker`] after each update it sends, so a window can repaint without
+//! polling.
 
 pub mod clock;
 pub mod event;
@@ -214,7 +218,8 @@ impl Engine {
     }
 
     /// Waits until the worker has applied every command sent before, checked the
-    /// schedule, finished any running sweep and sent its updates.
+    /// schedule, finished any running sweep and offered its updates to the channel.
+    /// Updates that do not fit wait in the worker until the receiver drains the channel.
     pub fn sync(&self, timeout: Duration) -> Result<(), EngineError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         self.send(Command::Sync(reply_tx), timeout)?;
@@ -225,9 +230,10 @@ impl Engine {
         }
     }
 
-    /// Stops the worker, waits for it and returns the updates it could not send, which
-    /// end with the "scheduler stopped" record. A running sweep stops after its current
-    /// step.
+    /// Stops the worker, waits for it and returns the updates it could not send into the
+    /// channel. The "scheduler stopped" record is in the channel or, when the channel was
+    /// full, at the end of the returned updates; drain the channel first, then apply these.
+    /// A running sweep stops after its current step.
     pub fn shutdown(mut self) -> Vec<Update> {
         self.stop_and_join()
     }

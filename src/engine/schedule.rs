@@ -78,6 +78,17 @@ impl Schedule {
         })
     }
 
+    /// Returns the latest due time at or before `at`, or `None` when no sweep is due by
+    /// then.
+    pub fn latest_due_by(&self, at: MonoTime) -> Option<MonoTime> {
+        if at < self.next_due {
+            return None;
+        }
+        let periods = (at - self.anchor).as_nanos() / self.interval.as_nanos();
+        let periods = u32::try_from(periods).unwrap_or(u32::MAX);
+        Some(self.anchor + self.interval.saturating_mul(periods))
+    }
+
     /// Changes the interval; the new schedule is anchored at `now`.
     ///
     /// # Panics
@@ -131,6 +142,14 @@ mod tests {
         assert_eq!(due.skipped, 3);
         assert_eq!(schedule.next_due(), minutes(25));
         assert_eq!(schedule.take_due(minutes(24)), None);
+    }
+
+    #[test]
+    fn latest_due_by_rounds_down() {
+        let schedule = Schedule::new(minutes(0), MINUTE * 5);
+        assert_eq!(schedule.latest_due_by(minutes(4)), None);
+        assert_eq!(schedule.latest_due_by(minutes(5)), Some(minutes(5)));
+        assert_eq!(schedule.latest_due_by(minutes(23)), Some(minutes(20)));
     }
 
     #[test]

@@ -223,6 +223,9 @@ impl Worker {
 
     fn apply_activity(&mut self, activity: Activity) {
         if let Some(at) = activity.at {
+            if self.clock.follows_activity() {
+                self.sweep_due_before(at);
+            }
             self.clock.observe_activity(at);
         }
         let now = self.clock.now();
@@ -314,6 +317,35 @@ impl Worker {
             });
         } else {
             self.start_sweep(SweepTrigger::Scheduled, Some(due));
+        }
+    }
+
+    /// With a clock that follows activity time, time jumps from one time stamp to the
+    /// next, so a sweep due in between would otherwise start late, and when depends on
+    /// how activity was batched. This runs the sweep at its due time instead, to
+    /// completion, before applying activity stamped `at`. One sweep at the latest due
+    /// time removes every session that the sweeps in between would have removed.
+    fn sweep_due_before(&mut self, at: MonoTime) {
+        if self.sweep.is_some() {
+            return;
+        }
+        let Some(due) = self.schedule.latest_due_by(at) else {
+            return;
+        };
+        self.clock.observe_activity(due);
+        self.schedule.take_due(due);
+        let on_time = DueSweep {
+            due,
+            late_by: Duration::ZERO,
+            skipped: 0,
+        };
+        self.start_sweep(SweepTrigger::Scheduled, Some(on_time));
+        while self.sweep.is_some() {
+            // On a stop request the main loop ends the worker after this command.
+            if matches!(self.stop.try_recv(), Err(TryRecvError::Disconnected)) {
+                return;
+            }
+            self.sweep_step();
         }
     }
 
