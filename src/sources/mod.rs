@@ -4,6 +4,7 @@
 //! when asked or when the engine is gone. It never waits on a full command queue without
 //! also watching its stop signal, so shutdown is prompt under load.
 
+pub mod access_log;
 pub mod simulator;
 
 use std::sync::Arc;
