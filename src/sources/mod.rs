@@ -5,6 +5,7 @@
 //! also watching its stop signal, so shutdown is prompt under load.
 
 pub mod access_log;
+pub mod replay;
 pub mod simulator;
 
 use std::sync::Arc;

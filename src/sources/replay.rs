@@ -1,0 +1,816 @@
+//! Replay of a web server access log into the engine, on a thread named `replay`.
+//!
+//! [`ReplayPlan::open`] opens the file and reads ahead to the first line with a valid
+//! timestamp. That line fixes the engine clock's origin: the first line's time minus the
+//! reorder window, so that lines up to one window earlier than the first still map to
+//! engine times at or after zero. [`ReplayPlan::spawn`] then reads the rest of the file
+//! line by line and sends each valid line's activity as [`Command::TouchBatch`]. Sessions
+//! are keyed by client address and user agent, as described in [`access_log`].
+//!
+//! # Order
+//!
+//! A server writes a line when the request ends but stamps it with the time the request
+//! started, so a log is not sorted by time. Lines wait in a reorder buffer until a line
+//! more than the reorder window later has been read, or the file has ended, and leave it
+//! in time order, ties in file order. A line earlier than a line already sent is still
+//! applied: the engine never moves a session's last activity backwards. The final notice
+//! counts such lines.
+//!
+//! # Speed
+//!
+//! At [`Speed::Factor`] the engine runs on a [`ScaledClock`] and each line is sent once
+//! that clock reaches the line's time. At [`Speed::Max`] the engine runs on a
+//! [`ManualClock`] that follows the activity time stamps, so lines are sent as fast as
+//! the engine takes them and sweeps run in log time.
+//!
+//! # Failures
+//!
+//! Nothing in the file stops a replay. Malformed lines and lines over [`MAX_LINE_LEN`]
+//! bytes are counted as rejected and reported as warnings: the first
+//! [`DETAILED_SKIP_NOTICES`] one by one, the rest in summaries. A read error ends the
+//! replay with an error notice. The last line is read as it is, so a file cut off
+//! mid-line or still being written loses at most that line. The replay reads up to the
+//! end of the file as it is when the reader gets there and does not wait for more.
+//!
+//! [`access_log`]: super::access_log
+
+use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use crossbeam_channel::Sender;
+use memchr::memchr;
+
+use super::access_log::{self, parse_line};
+use super::{RunningSource, SourceContext, SourceStats};
+use crate::engine::clock::{ManualClock, MonoTime, ScaledClock, SharedClock};
+use crate::engine::event::{Activity, Command, Level, format_duration};
+use crate::engine::session::{SessionId, Source};
+
+/// Default span of log time that lines may be out of order and still be sent in order.
+pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
+
+/// Maximum length in bytes of a line the replay parses, without its line ending.
+/// Longer lines are skipped without being held in memory.
+pub const MAX_LINE_LEN: usize = 64 * 1024;
+
+/// Maximum activity reports in one [`Command::TouchBatch`].
+pub const MAX_BATCH_LEN: usize = 1024;
+
+/// Skipped lines reported one by one before the replay switches to summaries.
+pub const DETAILED_SKIP_NOTICES: u64 = 100;
+
+/// Skipped lines per summary notice after the first [`DETAILED_SKIP_NOTICES`].
+pub const SKIP_SUMMARY_INTERVAL: u64 = 10_000;
+
+/// Lines read between two checks of the stop signal.
+const STOP_CHECK_LINES: u64 = 4096;
+
+/// Capacity of the file read buffer in bytes.
+const READ_BUFFER_LEN: usize = 256 * 1024;
+
+/// Replay speed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// A multiple of the log's own pace: 1 replays in real time, 60 replays an hour of
+    /// log per minute. Must be finite and above zero.
+    Factor(f64),
+    /// As fast as the engine applies the activity.
+    Max,
+}
+
+impl fmt::Display for Speed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Speed::Factor(factor) => write!(f, "{factor}x"),
+            Speed::Max => f.write_str("max speed"),
+        }
+    }
+}
+
+/// Settings of a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayOptions {
+    /// The access log to replay.
+    pub path: PathBuf,
+    /// Replay speed.
+    pub speed: Speed,
+    /// Span of log time that lines may be out of order and still be sent in time order.
+    pub reorder_window: Duration,
+}
+
+impl ReplayOptions {
+    /// Creates options with the [`DEFAULT_REORDER_WINDOW`].
+    pub fn new(path: impl Into<PathBuf>, speed: Speed) -> Self {
+        ReplayOptions {
+            path: path.into(),
+            speed,
+            reorder_window: DEFAULT_REORDER_WINDOW,
+        }
+    }
+}
+
+/// Error that prevents a replay from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The speed factor is zero, negative or not a number.
+    #[error("invalid replay speed {0}: expected a finite factor above zero, or max")]
+    InvalidSpeed(f64),
+    /// The file could not be opened.
+    #[error("failed to open access log {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading failed before the first valid line.
+    #[error("failed to read access log {} at line {line}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Number of the line being read, counting from 1.
+        line: u64,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// No line of the file is a Common or Combined Log Format line.
+    #[error("no access log lines found in {}: {detail}", path.display())]
+    NoLines {
+        /// The file.
+        path: PathBuf,
+        /// Lines read, and the reason the first line was rejected.
+        detail: String,
+    },
+}
+
+/// An opened access log, read up to its first valid line, with the clock the engine
+/// must run on. Start the engine with [`ReplayPlan::clock`], then call
+/// [`ReplayPlan::spawn`] with the engine's command sender.
+#[derive(Debug)]
+pub struct ReplayPlan {
+    options: ReplayOptions,
+    reader: LineReader<File>,
+    origin: DateTime<Utc>,
+    clock: SharedClock,
+    first: PendingLine,
+    skips: SkipLog,
+    /// Skip notices for lines before the first valid one, sent when the thread starts.
+    queued_notices: Vec<String>,
+}
+
+impl ReplayPlan {
+    /// Opens the file and reads up to its first line with a valid timestamp.
+    ///
+    /// At [`Speed::Factor`] the returned plan's clock starts running now, so start the
+    /// engine and the replay soon after.
+    pub fn open(options: ReplayOptions) -> Result<ReplayPlan, ReplayError> {
+        if let Speed::Factor(factor) = options.speed
+            && !(factor.is_finite() && factor > 0.0)
+        {
+            return Err(ReplayError::InvalidSpeed(factor));
+        }
+        let file = File::open(&options.path).map_err(|source| ReplayError::Open {
+            path: options.path.clone(),
+            source,
+        })?;
+        let mut reader = LineReader::new(file);
+        let mut skips = SkipLog::default();
+        let mut queued_notices = Vec::new();
+        let mut first_rejection = None;
+
+        let first = loop {
+            let number = reader.line_number() + 1;
+            let read = reader.next_line().map_err(|source| ReplayError::Read {
+                path: options.path.clone(),
+                line: number,
+                source,
+            })?;
+            let reason = match read {
+                None => {
+                    return Err(no_lines_error(&options, number - 1, first_rejection));
+                }
+                Some(ReadLine::TooLong) => SkipReason::TooLong,
+                Some(ReadLine::Complete) => match parse_line(reader.line()) {
+                    Ok(line) => break PendingLine::new(line.time, number, line.session_id()),
+                    Err(error) => SkipReason::Invalid(error),
+                },
+            };
+            first_rejection.get_or_insert_with(|| format!("Line {number} skipped: {reason}"));
+            queued_notices.extend(skips.record(number, &reason));
+        };
+
+        let window = TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX);
+        let origin = first
+            .time
+            .checked_sub_signed(window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let clock: SharedClock = match options.speed {
+            Speed::Factor(factor) => Arc::new(ScaledClock::new(origin, factor)),
+            Speed::Max => Arc::new(ManualClock::following_activity(origin)),
+        };
+        Ok(ReplayPlan {
+            options,
+            reader,
+            origin,
+            clock,
+            first,
+            skips,
+            queued_notices,
+        })
+    }
+
+    /// Returns the clock to start the engine with. Its origin reads as
+    /// [`ReplayPlan::origin`].
+    pub fn clock(&self) -> SharedClock {
+        Arc::clone(&self.clock)
+    }
+
+    /// Returns the wall time of engine time zero: the first valid line's time minus the
+    /// reorder window.
+    pub fn origin(&self) -> DateTime<Utc> {
+        self.origin
+    }
+
+    /// Returns the replay's settings.
+    pub fn options(&self) -> &ReplayOptions {
+        &self.options
+    }
+
+    /// Starts the replay on a thread named `replay` that sends to `commands`.
+    pub fn spawn(self, commands: Sender<Command>) -> io::Result<RunningSource> {
+        let description = format!("{} at {}", self.options.path.display(), self.options.speed);
+        let clock = self.clock();
+        RunningSource::spawn(
+            "replay",
+            Source::Replay,
+            description,
+            commands,
+            clock,
+            move |context| Replayer::run(self, context),
+        )
+    }
+}
+
+fn no_lines_error(options: &ReplayOptions, lines: u64, first: Option<String>) -> ReplayError {
+    let detail = match first {
+        None => "the file is empty".to_owned(),
+        Some(first) => {
+            let lines = count_of(lines, "line");
+            format!("{lines} read, none in Common or Combined Log Format. {first}")
+        }
+    };
+    ReplayError::NoLines {
+        path: options.path.clone(),
+        detail,
+    }
+}
+
+/// A valid line waiting in the reorder buffer.
+#[derive(Debug)]
+struct PendingLine {
+    time: DateTime<Utc>,
+    /// Line number in the file, counting from 1. Lines with equal times keep this order.
+    number: u64,
+    id: SessionId,
+}
+
+impl PendingLine {
+    fn new(time: DateTime<Utc>, number: u64, id: SessionId) -> Self {
+        PendingLine { time, number, id }
+    }
+
+    fn key(&self) -> (DateTime<Utc>, u64) {
+        (self.time, self.number)
+    }
+}
+
+impl PartialEq for PendingLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for PendingLine {}
+
+impl PartialOrd for PendingLine {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PendingLine {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Reason a line was skipped.
+#[derive(Debug)]
+enum SkipReason {
+    TooLong,
+    Invalid(access_log::ParseError),
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::TooLong => write!(f, "longer than {MAX_LINE_LEN} bytes"),
+            SkipReason::Invalid(error) => error.fmt(f),
+        }
+    }
+}
+
+/// Counts skipped lines and decides which of them get a notice of their own.
+#[derive(Debug, Default)]
+struct SkipLog {
+    total: u64,
+    /// Skipped lines since the last notice, after the detailed ones.
+    unreported: u64,
+    unreported_first_line: u64,
+    last_line: u64,
+}
+
+impl SkipLog {
+    /// Counts a skipped line and returns the notice to send for it, if any.
+    fn record(&mut self, line: u64, reason: &SkipReason) -> Option<String> {
+        self.total += 1;
+        self.last_line = line;
+        if self.total < DETAILED_SKIP_NOTICES {
+            return Some(format!("line {line} skipped: {reason}"));
+        }
+        if self.total == DETAILED_SKIP_NOTICES {
+            return Some(format!(
+                "line {line} skipped: {reason}. Further skipped lines are reported in a \
+                 summary every {SKIP_SUMMARY_INTERVAL} lines"
+            ));
+        }
+        if self.unreported == 0 {
+            self.unreported_first_line = line;
+        }
+        self.unreported += 1;
+        if self.unreported < SKIP_SUMMARY_INTERVAL {
+            return None;
+        }
+        let summary = format!("{}. Line {line} skipped: {reason}", self.summary());
+        self.unreported = 0;
+        Some(summary)
+    }
+
+    /// Returns a summary of the skipped lines not reported yet, if any.
+    fn finish(&mut self) -> Option<String> {
+        if self.unreported == 0 {
+            return None;
+        }
+        let summary = self.summary();
+        self.unreported = 0;
+        Some(summary)
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{} skipped, lines {} to {}",
+            count_of(self.unreported, "more line"),
+            self.unreported_first_line,
+            self.last_line
+        )
+    }
+}
+
+/// Result of reading one line.
+#[derive(Debug, PartialEq, Eq)]
+enum ReadLine {
+    /// The line is in [`LineReader::line`].
+    Complete,
+    /// The line is over [`MAX_LINE_LEN`] bytes. It was read and dropped.
+    TooLong,
+}
+
+/// Reads lines of up to [`MAX_LINE_LEN`] bytes into a reused buffer.
+#[derive(Debug)]
+struct LineReader<R> {
+    inner: BufReader<R>,
+    line: Vec<u8>,
+    number: u64,
+}
+
+impl<R: Read> LineReader<R> {
+    fn new(inner: R) -> Self {
+        LineReader {
+            inner: BufReader::with_capacity(READ_BUFFER_LEN, inner),
+            line: Vec::new(),
+            number: 0,
+        }
+    }
+
+    /// Returns the number of lines read so far.
+    fn line_number(&self) -> u64 {
+        self.number
+    }
+
+    /// Returns the last line read, without its `\n`.
+    fn line(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// Reads the next line, or returns `None` at the end of the file. A last line
+    /// without `\n` counts as a line.
+    fn next_line(&mut self) -> io::Result<Option<ReadLine>> {
+        self.line.clear();
+        let mut length = 0usize;
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(available) => available,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            if available.is_empty() {
+                if length == 0 {
+                    return Ok(None);
+                }
+                break;
+            }
+            let newline = memchr(b'\n', available);
+            let content = &available[..newline.unwrap_or(available.len())];
+            length = length.saturating_add(content.len());
+            if length <= MAX_LINE_LEN {
+                self.line.extend_from_slice(content);
+            } else {
+                self.line.clear();
+            }
+            let consumed = newline.map_or(available.len(), |index| index + 1);
+            self.inner.consume(consumed);
+            if newline.is_some() {
+                // An empty line has length 0 but still counts as a line.
+                length = length.max(1);
+                break;
+            }
+        }
+        self.number += 1;
+        if self.number == 1 && self.line.starts_with(b"\xEF\xBB\xBF") {
+            self.line.drain(..3);
+        }
+        if length > MAX_LINE_LEN {
+            return Ok(Some(ReadLine::TooLong));
+        }
+        Ok(Some(ReadLine::Complete))
+    }
+}
+
+/// The replay was asked to stop, or the engine is gone.
+struct Stopped;
+
+/// The replay thread's state.
+struct Replayer {
+    context: SourceContext,
+    options: ReplayOptions,
+    reorder_window: TimeDelta,
+    origin: DateTime<Utc>,
+    reader: LineReader<File>,
+    buffer: BinaryHeap<Reverse<PendingLine>>,
+    /// Latest time of any line read.
+    latest_read: DateTime<Utc>,
+    /// Earliest time of any line read.
+    earliest_read: DateTime<Utc>,
+    /// Latest time of any line sent.
+    sent_until: Option<DateTime<Utc>>,
+    /// Lines read after a later line had already been sent.
+    late_lines: u64,
+    batch: Vec<Activity>,
+    skips: SkipLog,
+    reports_sent: u64,
+}
+
+impl Replayer {
+    /// Runs the replay to the end of the file or until stopped.
+    fn run(plan: ReplayPlan, context: SourceContext) {
+        let ReplayPlan {
+            options,
+            reader,
+            origin,
+            first,
+            skips,
+            queued_notices,
+            ..
+        } = plan;
+        let path = options.path.display().to_string();
+        log::info!("replay of {path} started at {}", options.speed);
+
+        let mut replayer = Replayer {
+            context,
+            reorder_window: TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX),
+            options,
+            origin,
+            reader,
+            buffer: BinaryHeap::new(),
+            latest_read: first.time,
+            earliest_read: first.time,
+            sent_until: None,
+            late_lines: 0,
+            batch: Vec::with_capacity(MAX_BATCH_LEN),
+            skips,
+            reports_sent: 0,
+        };
+        match replayer.replay(first, queued_notices) {
+            Ok(()) => log::info!("replay of {path} finished"),
+            Err(Stopped) => log::info!("replay of {path} stopped before the end"),
+        }
+    }
+
+    fn replay(&mut self, first: PendingLine, notices: Vec<String>) -> Result<(), Stopped> {
+        let stats = Arc::clone(&self.context.stats);
+        SourceStats::add(&stats.lines_read, self.reader.line_number());
+        SourceStats::add(&stats.rejected, self.skips.total);
+        for message in notices {
+            self.notice(Level::Warn, message)?;
+        }
+
+        self.accept(first)?;
+        self.read_to_end()?;
+        while let Some(Reverse(line)) = self.buffer.pop() {
+            self.emit(line)?;
+        }
+        self.flush()?;
+
+        if let Some(summary) = self.skips.finish() {
+            self.notice(Level::Warn, summary)?;
+        }
+        self.notice(Level::Info, self.final_summary())?;
+        stats.finished.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads and handles lines up to the end of the file or a read error.
+    fn read_to_end(&mut self) -> Result<(), Stopped> {
+        loop {
+            let number = self.reader.line_number() + 1;
+            if number.is_multiple_of(STOP_CHECK_LINES) && self.context.should_stop() {
+                return Err(Stopped);
+            }
+            let read = match self.reader.next_line() {
+                Ok(Some(read)) => read,
+                Ok(None) => return Ok(()),
+                Err(error) => return self.report_read_error(number, &error),
+            };
+            SourceStats::add(&self.context.stats.lines_read, 1);
+
+            let parsed = match read {
+                ReadLine::TooLong => Err(SkipReason::TooLong),
+                ReadLine::Complete => parse_line(self.reader.line())
+                    .map(|line| PendingLine::new(line.time, number, line.session_id()))
+                    .map_err(SkipReason::Invalid),
+            };
+            match parsed {
+                Ok(line) => self.accept(line)?,
+                Err(reason) => self.skip(number, &reason)?,
+            }
+        }
+    }
+
+    fn report_read_error(&mut self, number: u64, error: &io::Error) -> Result<(), Stopped> {
+        let path = self.options.path.display();
+        log::error!("failed to read {path} at line {number}: {error}");
+        let message =
+            format!("failed to read {path} at line {number}, so the replay ends there: {error}");
+        self.notice(Level::Error, message)
+    }
+
+    /// Puts a valid line in the reorder buffer and sends the lines that are due.
+    ///
+    /// NOTE: a single line stamped far in the future stops the reordering, because every
+    /// later line is then more than the window older than it. At [`Speed::Factor`] the
+    /// replay also waits for that line's time before it finishes.
+    fn accept(&mut self, line: PendingLine) -> Result<(), Stopped> {
+        if self.sent_until.is_some_and(|sent| line.time < sent) {
+            self.late_lines += 1;
+        }
+        self.latest_read = self.latest_read.max(line.time);
+        self.earliest_read = self.earliest_read.min(line.time);
+        self.buffer.push(Reverse(line));
+
+        loop {
+            let due = self.buffer.peek().is_some_and(|Reverse(oldest)| {
+                self.latest_read - oldest.time > self.reorder_window
+            });
+            if !due {
+                return Ok(());
+            }
+            if let Some(Reverse(line)) = self.buffer.pop() {
+                self.emit(line)?;
+            }
+        }
+    }
+
+    /// Adds a line's activity to the batch, first waiting for its time at
+    /// [`Speed::Factor`].
+    fn emit(&mut self, line: PendingLine) -> Result<(), Stopped> {
+        self.sent_until = Some(
+            self.sent_until
+                .map_or(line.time, |sent| sent.max(line.time)),
+        );
+        let at = self.mono_time(line.time);
+        if matches!(self.options.speed, Speed::Factor(_)) {
+            self.wait_until(at)?;
+        }
+        self.batch.push(Activity {
+            id: line.id,
+            source: Source::Replay,
+            at: Some(at),
+        });
+        if self.batch.len() >= MAX_BATCH_LEN {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Returns the engine time of a log time, or zero for times before the origin.
+    fn mono_time(&self, time: DateTime<Utc>) -> MonoTime {
+        let since_origin = (time - self.origin).to_std().unwrap_or(Duration::ZERO);
+        MonoTime::from_duration(since_origin)
+    }
+
+    /// Sends the batch and sleeps until the clock reaches `at`.
+    fn wait_until(&mut self, at: MonoTime) -> Result<(), Stopped> {
+        loop {
+            let now = self.context.clock.now();
+            if now >= at {
+                return Ok(());
+            }
+            self.flush()?;
+            // A clock that does not run by itself would never get there.
+            let Some(wait) = self.context.clock.real_wait(at - now) else {
+                return Ok(());
+            };
+            if !self.context.sleep(wait) {
+                return Err(Stopped);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Stopped> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(MAX_BATCH_LEN));
+        let count = batch.len() as u64;
+        if !self.context.send(Command::TouchBatch(batch)) {
+            return Err(Stopped);
+        }
+        self.reports_sent += count;
+        SourceStats::add(&self.context.stats.reports_sent, count);
+        Ok(())
+    }
+
+    fn skip(&mut self, number: u64, reason: &SkipReason) -> Result<(), Stopped> {
+        SourceStats::add(&self.context.stats.rejected, 1);
+        match self.skips.record(number, reason) {
+            Some(message) => self.notice(Level::Warn, message),
+            None => Ok(()),
+        }
+    }
+
+    fn notice(&self, level: Level, message: String) -> Result<(), Stopped> {
+        let command = Command::Notice {
+            source: Source::Replay,
+            level,
+            message,
+        };
+        if self.context.send(command) {
+            Ok(())
+        } else {
+            Err(Stopped)
+        }
+    }
+
+    fn final_summary(&self) -> String {
+        let span = (self.latest_read - self.earliest_read)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        format!(
+            "finished replaying {}: {} read, {} sent, {} skipped, \
+             {} out of order by more than the {} reorder window, \
+             log time {} to {} ({})",
+            self.options.path.display(),
+            count_of(self.reader.line_number(), "line"),
+            count_of(self.reports_sent, "report"),
+            count_of(self.skips.total, "line"),
+            count_of(self.late_lines, "line"),
+            format_duration(self.options.reorder_window),
+            self.earliest_read.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.latest_read.format("%Y-%m-%d %H:%M:%S UTC"),
+            format_duration(span),
+        )
+    }
+}
+
+/// Formats a count with a noun, adding `s` unless the count is 1: `1 line`, `2 lines`.
+fn count_of(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(input: &[u8]) -> Vec<Result<Vec<u8>, ReadLine>> {
+        let mut reader = LineReader::new(input);
+        let mut lines = Vec::new();
+        while let Some(read) = reader.next_line().unwrap() {
+            lines.push(match read {
+                ReadLine::Complete => Ok(reader.line().to_vec()),
+                ReadLine::TooLong => Err(read),
+            });
+        }
+        lines
+    }
+
+    #[test]
+    fn reader_splits_lines() {
+        let lines = read_all(b"one\ntwo\r\n\nlast");
+        assert_eq!(
+            lines,
+            vec![
+                Ok(b"one".to_vec()),
+                Ok(b"two\r".to_vec()),
+                Ok(Vec::new()),
+                Ok(b"last".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn reader_skips_long_line_and_goes_on() {
+        let mut input = vec![b'x'; MAX_LINE_LEN + 1];
+        input.extend_from_slice(b"\nnext\n");
+        input.extend(vec![b'y'; MAX_LINE_LEN]);
+        let lines = read_all(&input);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], Err(ReadLine::TooLong));
+        assert_eq!(lines[1], Ok(b"next".to_vec()));
+        assert_eq!(lines[2].as_ref().map(Vec::len), Ok(MAX_LINE_LEN));
+    }
+
+    #[test]
+    fn reader_drops_byte_order_mark() {
+        let lines = read_all(b"\xEF\xBB\xBFfirst\n\xEF\xBB\xBFsecond");
+        assert_eq!(lines[0], Ok(b"first".to_vec()));
+        assert_eq!(lines[1], Ok(b"\xEF\xBB\xBFsecond".to_vec()));
+    }
+
+    #[test]
+    fn skip_log_details_then_summaries() {
+        let mut log = SkipLog::default();
+        let reason = SkipReason::Invalid(access_log::ParseError::Empty);
+        let mut notices = Vec::new();
+        for line in 1..=25_150 {
+            notices.extend(log.record(line, &reason));
+        }
+        notices.extend(log.finish());
+        assert_eq!(notices.len(), 100 + 2 + 1);
+        assert_eq!(notices[0], "line 1 skipped: empty line");
+        assert!(notices[99].starts_with("line 100 skipped: empty line. Further"));
+        assert_eq!(
+            notices[100],
+            "10000 more lines skipped, lines 101 to 10100. Line 10100 skipped: empty line"
+        );
+        assert_eq!(
+            notices[101],
+            "10000 more lines skipped, lines 10101 to 20100. Line 20100 skipped: empty line"
+        );
+        assert_eq!(
+            notices[102],
+            "5050 more lines skipped, lines 20101 to 25150"
+        );
+        assert_eq!(log.total, 25_150);
+    }
+
+    #[test]
+    fn pending_lines_order_by_time_then_line() {
+        let id = SessionId::new("a").unwrap();
+        let time = DateTime::<Utc>::UNIX_EPOCH;
+        let mut heap = BinaryHeap::new();
+        heap.push(Reverse(PendingLine::new(
+            time + TimeDelta::seconds(1),
+            1,
+            id.clone(),
+        )));
+        heap.push(Reverse(PendingLine::new(time, 3, id.clone())));
+        heap.push(Reverse(PendingLine::new(time, 2, id)));
+        let order: Vec<u64> =
+            std::iter::from_fn(|| heap.pop().map(|Reverse(line)| line.number)).collect();
+        assert_eq!(order, vec![2, 3, 1]);
+    }
+}
