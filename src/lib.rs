@@ -2,4 +2,6 @@
 //! sources that feed it, and a window that shows it work.
 
 pub mod engine;
+pub mod export;
+pub mod log_book;
 pub mod sources;
