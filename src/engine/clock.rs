@@ -145,6 +145,7 @@ impl Clock for SystemClock {
 #[derive(Debug)]
 pub struct ScaledClock {
     origin: Instant,
+    start: MonoTime,
     wall_origin: DateTime<Utc>,
     speed: f64,
 }
@@ -155,12 +156,22 @@ impl ScaledClock {
     /// # Panics
     /// Panics when `speed` is not a finite number above zero.
     pub fn new(wall_origin: DateTime<Utc>, speed: f64) -> Self {
+        Self::starting_at(wall_origin, MonoTime::ZERO, speed)
+    }
+
+    /// Creates a clock whose origin reads as `wall_origin` and that reads `start` now,
+    /// running `speed` times real time.
+    ///
+    /// # Panics
+    /// Panics when `speed` is not a finite number above zero.
+    pub fn starting_at(wall_origin: DateTime<Utc>, start: MonoTime, speed: f64) -> Self {
         assert!(
             speed.is_finite() && speed > 0.0,
             "speed must be above zero, got {speed}"
         );
         ScaledClock {
             origin: Instant::now(),
+            start,
             wall_origin,
             speed,
         }
@@ -170,7 +181,7 @@ impl ScaledClock {
 impl Clock for ScaledClock {
     fn now(&self) -> MonoTime {
         let scaled = self.origin.elapsed().as_secs_f64() * self.speed;
-        MonoTime(Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX))
+        self.start + Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX)
     }
 
     fn wall_time(&self, at: MonoTime) -> DateTime<Utc> {
@@ -287,6 +298,15 @@ mod tests {
         let clock = ManualClock::new(Utc::now());
         let far = MonoTime::from_duration(Duration::from_secs(u64::MAX / 2));
         assert_eq!(clock.wall_time(far), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn scaled_clock_starts_at_offset() {
+        let start = MonoTime::from_duration(Duration::from_secs(120));
+        let clock = ScaledClock::starting_at(DateTime::<Utc>::UNIX_EPOCH, start, 1.0);
+        let now = clock.now();
+        assert!(now >= start);
+        assert!(now < start + Duration::from_secs(5));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! [`ReplayPlan::open`] opens the file and reads ahead to the first line with a valid
 //! timestamp. That line fixes the engine clock's origin: the first line's time minus the
 //! reorder window, so that lines up to one window earlier than the first still map to
-//! engine times at or after zero. [`ReplayPlan::spawn`] then reads the rest of the file
+//! engine times at or after zero. A paced clock starts at the first line's time, so the
+//! first lines go out at once. [`ReplayPlan::spawn`] then reads the rest of the file
 //! line by line and sends each valid line's activity as [`Command::TouchBatch`]. Sessions
 //! are keyed by client address and user agent, as described in [`access_log`].
 //!
@@ -214,8 +215,14 @@ impl ReplayPlan {
             .time
             .checked_sub_signed(window)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // A paced replay starts at the first line rather than at the origin, so the
+        // first lines are sent at once instead of after one reorder window.
+        let first_line_at = (first.time - origin).to_std().unwrap_or_default();
+        let first_line_at = MonoTime::from_duration(first_line_at);
         let clock: SharedClock = match options.speed {
-            Speed::Factor(factor) => Arc::new(ScaledClock::new(origin, factor)),
+            Speed::Factor(factor) => {
+                Arc::new(ScaledClock::starting_at(origin, first_line_at, factor))
+            }
             Speed::Max => Arc::new(ManualClock::following_activity(origin)),
         };
         Ok(ReplayPlan {
