@@ -18,7 +18,7 @@ use super::session::{Session, SessionId, Source};
 pub struct Activity {
     /// The session's key.
     pub id: SessionId,
-    /// Where the activity came from.
+    /// Origin of the activity.
     pub source: Source,
     /// When it happened; `None` means when the engine applies it.
     pub at: Option<MonoTime>,
@@ -47,13 +47,13 @@ pub enum Command {
     Notice {
         /// The source that reports it.
         source: Source,
-        /// How serious it is.
+        /// Severity.
         level: Level,
-        /// What happened, as one line.
+        /// Description of what happened, as one line.
         message: String,
     },
     /// Reply on the sender once every earlier command has been applied and the
-    /// schedule checked; used to wait for the engine in tests and at the end of input.
+    /// schedule checked. Tests and the end of input use it to wait for the engine.
     Sync(Sender<()>),
 }
 
@@ -90,7 +90,7 @@ impl fmt::Display for Level {
     }
 }
 
-/// Why a sweep ran.
+/// Cause of a sweep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SweepTrigger {
@@ -100,7 +100,7 @@ pub enum SweepTrigger {
     Manual,
 }
 
-/// Why a session left the map.
+/// Cause of a session's removal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RemovalCause {
@@ -133,25 +133,25 @@ pub enum Event {
     SessionCreated {
         /// The new session.
         id: SessionId,
-        /// Where its activity comes from.
+        /// Origin of its activity.
         source: Source,
     },
     /// A session left the map.
     SessionRemoved {
         /// The removed session.
         id: SessionId,
-        /// Where its activity came from.
+        /// Origin of its activity.
         source: Source,
         /// How long it had been idle when removed.
         idle: Duration,
         /// How many activity reports it received.
         activity_count: u64,
-        /// Why it was removed.
+        /// Cause of the removal.
         cause: RemovalCause,
     },
     /// A sweep started.
     SweepStarted {
-        /// Why it runs.
+        /// Cause of the sweep.
         trigger: SweepTrigger,
         /// How long after its due time a scheduled sweep started, when it was late.
         late_by: Option<Duration>,
@@ -160,7 +160,7 @@ pub enum Event {
     },
     /// A sweep finished.
     SweepFinished {
-        /// Why it ran.
+        /// Cause of the sweep.
         trigger: SweepTrigger,
         /// Sessions it removed.
         removed: u64,
@@ -173,21 +173,21 @@ pub enum Event {
     Notice {
         /// The reporting source.
         source: Source,
-        /// How serious it is.
+        /// Severity.
         level: Level,
         /// What happened.
         message: String,
     },
     /// A line from the program around the engine, such as the result of an export.
     Message {
-        /// How serious it is.
+        /// Severity.
         level: Level,
         /// What happened.
         message: String,
     },
     /// A request to the engine failed.
     Error {
-        /// What failed and why.
+        /// Description of what failed and why.
         message: String,
     },
     /// The scheduler stopped; no sweep runs after this.

@@ -83,7 +83,7 @@ impl Default for EngineConfig {
     }
 }
 
-/// Why an engine could not start.
+/// Error starting an engine.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A scheduler of this name already runs in this process.
@@ -100,13 +100,13 @@ pub enum StartError {
     Spawn(#[source] std::io::Error),
 }
 
-/// Why a request to the engine failed.
+/// Error from a request to the engine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
     /// The worker has stopped.
     #[error("the session engine has stopped")]
     Stopped,
-    /// The command queue stayed full, or the worker did not answer, within the time limit.
+    /// The command queue stayed full, or the worker did not respond, within the time limit.
     #[error("the session engine did not respond within {}", event::format_duration(*.0))]
     TimedOut(Duration),
 }

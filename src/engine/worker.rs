@@ -18,7 +18,7 @@ use super::schedule::{DueSweep, Schedule};
 use super::session::Session;
 use super::store::{SessionStore, TouchOutcome, stale_cutoff};
 
-/// Longest single wait, so a clock that was adjusted or suspended is read again soon.
+/// Maximum single wait, so a clock that was adjusted or suspended is read again soon.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Commands applied between two checks of the schedule and the stop signal.

@@ -1,0 +1,173 @@
+//! Command-line options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::engine::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SWEEP_INTERVAL};
+
+/// Idle timeout of the fast demo.
+pub const DEMO_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sweep interval of the fast demo.
+pub const DEMO_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Watch an in-memory session store expire idle sessions.
+///
+/// Sessions come from a built-in traffic simulator unless --replay names an access log.
+/// Durations take a number and a unit: 30s, 5m, 1h30m, 250ms.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, long_about)]
+pub struct Options {
+    /// Idle time after which a session is stale [default: 5m; 20s with --demo]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Time between scheduled sweeps of stale sessions [default: 5m; 15s with --demo]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub sweep_interval: Option<Duration>,
+
+    /// Fast demo: idle timeout 20s and sweep interval 15s, unless set explicitly
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Replay a web server access log (Common or Combined Log Format) instead of
+    /// simulating traffic
+    #[arg(long, value_name = "PATH")]
+    pub replay: Option<PathBuf>,
+
+    /// Replay speed as a multiple of the log's time (2 = twice as fast), or "max" to
+    /// replay as fast as possible with the engine's clock following the log
+    #[arg(long, value_name = "FACTOR", default_value = "1", value_parser = parse_speed)]
+    pub speed: Speed,
+
+    /// How far back in log time a replayed line may be out of order and still be
+    /// applied in time order
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub reorder_window: Duration,
+
+    /// Number of simulated users
+    #[arg(long, value_name = "N", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub users: u32,
+
+    /// Seed for the simulator's random numbers, for a repeatable run
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Run without a window and print log lines to standard output
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Stop after this much real time (in the window too)
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Write the log to PATH on exit; the extension picks the format: .txt, .csv or .jsonl
+    #[arg(long, value_name = "PATH")]
+    pub export_log: Option<PathBuf>,
+
+    /// Also print each session created and removed (headless only)
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Replay speed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// A multiple of the log's own pace.
+    Factor(f64),
+    /// As fast as the engine applies lines.
+    Max,
+}
+
+impl Options {
+    /// Returns the idle timeout in effect.
+    pub fn idle_timeout(&self) -> Duration {
+        match (self.idle_timeout, self.demo) {
+            (Some(idle_timeout), _) => idle_timeout,
+            (None, true) => DEMO_IDLE_TIMEOUT,
+            (None, false) => DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+
+    /// Returns the sweep interval in effect.
+    pub fn sweep_interval(&self) -> Duration {
+        match (self.sweep_interval, self.demo) {
+            (Some(interval), _) => interval,
+            (None, true) => DEMO_SWEEP_INTERVAL,
+            (None, false) => DEFAULT_SWEEP_INTERVAL,
+        }
+    }
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration.is_zero() {
+        return Err("must be above zero".into());
+    }
+    Ok(duration)
+}
+
+fn parse_speed(text: &str) -> Result<Speed, String> {
+    if text.eq_ignore_ascii_case("max") {
+        return Ok(Speed::Max);
+    }
+    let factor: f64 = text
+        .parse()
+        .map_err(|_| format!("expected a number such as 0.5, 1 or 60, or \"max\"; got {text:?}"))?;
+    if !(factor.is_finite() && factor > 0.0) {
+        return Err(format!("must be a finite number above zero; got {text}"));
+    }
+    Ok(Speed::Factor(factor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(std::iter::once("session-monitor").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_five_minutes() {
+        let options = parse(&[]).unwrap();
+        assert_eq!(options.idle_timeout(), Duration::from_secs(300));
+        assert_eq!(options.sweep_interval(), Duration::from_secs(300));
+        assert_eq!(options.speed, Speed::Factor(1.0));
+    }
+
+    #[test]
+    fn demo_shortens_unless_explicit() {
+        let options = parse(&["--demo", "--idle-timeout", "1m"]).unwrap();
+        assert_eq!(options.idle_timeout(), Duration::from_secs(60));
+        assert_eq!(options.sweep_interval(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let options = parse(&["--idle-timeout", "1h30m", "--sweep-interval", "250ms"]).unwrap();
+        assert_eq!(options.idle_timeout(), Duration::from_secs(5400));
+        assert_eq!(options.sweep_interval(), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn zero_and_unitless_durations_rejected() {
+        assert!(parse(&["--idle-timeout", "0s"]).is_err());
+        assert!(parse(&["--sweep-interval", "5"]).is_err());
+    }
+
+    #[test]
+    fn speed_accepts_factor_and_max() {
+        assert_eq!(
+            parse(&["--speed", "60"]).unwrap().speed,
+            Speed::Factor(60.0)
+        );
+        assert_eq!(parse(&["--speed", "MAX"]).unwrap().speed, Speed::Max);
+        assert!(parse(&["--speed", "0"]).is_err());
+        assert!(parse(&["--speed", "-2"]).is_err());
+        assert!(parse(&["--speed", "inf"]).is_err());
+        assert!(parse(&["--speed", "fast"]).is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! Command-line tests: the real binary, real files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cli_replay.log");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_session-monitor"))
+        .args(args)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect()
+}
+
+fn count_kind(lines: &[serde_json::Value], kind: &str) -> usize {
+    lines.iter().filter(|line| line["kind"] == kind).count()
+}
+
+#[test]
+fn headless_replay_exports_jsonl() {
+    let folder = tempfile::tempdir().unwrap();
+    let export = folder.path().join("log.jsonl");
+    let output = run(&[
+        "--headless",
+        "--replay",
+        FIXTURE,
+        "--speed",
+        "max",
+        "--duration",
+        "20s",
+        "--export-log",
+        export.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+
+    let lines = json_lines(&export);
+    // 10.0.0.1 with its agent is quiet from 10:01 to 10:07, so it has two sessions;
+    // 10.0.0.2, 10.0.0.3 (Macintosh) and 10.0.0.3 (curl) have one each.
+    assert_eq!(count_kind(&lines, "session_created"), 5);
+    assert_eq!(count_kind(&lines, "scheduler_started"), 1);
+    assert_eq!(count_kind(&lines, "scheduler_stopped"), 1);
+    assert_eq!(lines.first().unwrap()["kind"], "scheduler_started");
+    assert_eq!(lines.last().unwrap()["kind"], "scheduler_stopped");
+    let expired_on_access: Vec<_> = lines
+        .iter()
+        .filter(|line| line["kind"] == "session_removed")
+        .filter(|line| {
+            line["message"]
+                .as_str()
+                .unwrap()
+                .contains("expired on access")
+        })
+        .collect();
+    assert_eq!(expired_on_access.len(), 1);
+    assert_eq!(
+        expired_on_access[0]["session"],
+        "10.0.0.1 Mozilla/5.0 (X11; Linux x86_64)"
+    );
+    let skipped = lines
+        .iter()
+        .filter(|line| line["level"] == "WARN")
+        .filter(|line| line["message"].as_str().unwrap().contains("line 4"))
+        .count();
+    assert_eq!(skipped, 1, "the malformed line 4 is reported");
+    assert_eq!(lines.first().unwrap()["time"], "2026-01-02T09:58:00.000Z");
+}
+
+#[test]
+fn headless_prints_log_lines() {
+    let output = run(&["--headless", "--replay", FIXTURE, "--speed", "max"]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(
+        printed
+            .contains("INFO  Scheduler started: stale session cleanup every 5m, idle timeout 5m")
+    );
+    assert!(printed.contains("INFO  Scheduler stopped"));
+    assert!(
+        !printed.contains("Session created"),
+        "session lines need --verbose"
+    );
+}
+
+#[test]
+fn headless_simulator_stops_after_duration() {
+    let folder = tempfile::tempdir().unwrap();
+    let export = folder.path().join("log.txt");
+    let output = run(&[
+        "--headless",
+        "--demo",
+        "--users",
+        "5",
+        "--seed",
+        "7",
+        "--duration",
+        "3500ms",
+        "--verbose",
+        "--export-log",
+        export.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert!(text.contains("Scheduler started: stale session cleanup every 15s, idle timeout 20s"));
+    // Every simulated user first acts within 3 s of the start.
+    assert_eq!(text.matches("Session created: user-").count(), 5);
+    assert!(text.lines().last().unwrap().contains("Scheduler stopped"));
+    assert!(stdout(&output).contains("Exported"));
+}
+
+#[test]
+fn missing_display_falls_back_to_headless() {
+    let output = run(&["--duration", "200ms", "--users", "2"]);
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    assert_eq!(
+        stderr(&output).trim(),
+        "No display found (DISPLAY and WAYLAND_DISPLAY are not set); running headless \
+         (pass --headless to skip this check)"
+    );
+    assert!(stdout(&output).contains("Scheduler stopped"));
+}
+
+#[test]
+fn missing_replay_file_is_one_line_error() {
+    let output = run(&["--headless", "--replay", "/nonexistent/access.log"]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "stderr: {message}");
+    assert!(
+        message.contains("/nonexistent/access.log"),
+        "stderr: {message}"
+    );
+}
+
+#[test]
+fn export_to_missing_folder_fails() {
+    let output = run(&[
+        "--headless",
+        "--replay",
+        FIXTURE,
+        "--speed",
+        "max",
+        "--export-log",
+        "/nonexistent-folder/log.txt",
+    ]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("failed to export the log to /nonexistent-folder/log.txt"));
+}
+
+#[test]
+fn invalid_duration_explains_units() {
+    let output = run(&["--idle-timeout", "5"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--idle-timeout"));
+}
+
+#[test]
+fn help_states_defaults() {
+    let output = run(&["--help"]);
+    let help = stdout(&output);
+    assert!(help.contains("[default: 5m; 20s with --demo]"));
+    assert!(help.contains("30s, 5m, 1h30m"));
+}

@@ -1,0 +1,302 @@
+//! Window tests: the real app over a real engine with a manual clock, driven through
+//! egui_kittest by widget labels.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use session_monitor::engine::clock::{ManualClock, SharedClock};
+use session_monitor::engine::event::{Activity, Command, Event};
+use session_monitor::engine::session::{SessionId, Source};
+use session_monitor::engine::{Engine, EngineConfig, no_waker};
+use session_monitor::runtime::Runtime;
+use session_monitor::sources::RunningSource;
+use session_monitor::ui::{MonitorApp, PathPicker};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Starts an engine on a manual clock with three sessions, and an app over it.
+fn app_with_sessions(name: &str, picker: PathPicker) -> (MonitorApp, ManualClock) {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 2, 10, 0, 0).unwrap());
+    let shared: SharedClock = Arc::new(clock.clone());
+    let config = EngineConfig {
+        name: name.into(),
+        ..EngineConfig::default()
+    };
+    let (engine, updates) = Engine::start(config, Arc::clone(&shared), no_waker()).unwrap();
+    for (n, id) in ["user-a", "user-b", "user-c"].iter().enumerate() {
+        clock.advance(Duration::from_secs(n as u64 * 10));
+        let activity = Activity {
+            id: SessionId::new(id).unwrap(),
+            source: Source::Api,
+            at: None,
+        };
+        engine.try_send(Command::Touch(activity)).unwrap();
+        engine.sync(Duration::from_secs(10)).unwrap();
+    }
+    let source = RunningSource::spawn(
+        &format!("{name}-source"),
+        Source::Api,
+        "test traffic".into(),
+        engine.commands(),
+        shared,
+        |_context| {},
+    )
+    .unwrap();
+    let runtime = Runtime {
+        engine,
+        updates,
+        source,
+    };
+    (MonitorApp::new(runtime, picker, None), clock)
+}
+
+fn harness(app: MonitorApp) -> Harness<'static, MonitorApp> {
+    Harness::builder()
+        .with_size([1100.0, 700.0])
+        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app)
+}
+
+fn no_dialog() -> PathPicker {
+    Arc::new(|_suggested: PathBuf| None)
+}
+
+/// Steps the UI until `done` holds for the app, failing after a few seconds.
+fn step_until(
+    harness: &mut Harness<'_, MonitorApp>,
+    what: &str,
+    done: impl Fn(&MonitorApp) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(harness.state()) {
+        if Instant::now() > deadline {
+            let log: Vec<String> = harness
+                .state()
+                .log()
+                .iter()
+                .map(|r| r.to_string())
+                .collect();
+            panic!(
+                "timed out waiting for {what}; the log has:\n{}",
+                log.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        harness.step();
+    }
+    harness.run();
+}
+
+fn log_contains(app: &MonitorApp, text: &str) -> bool {
+    app.log()
+        .iter()
+        .any(|record| record.event.to_string().contains(text))
+}
+
+#[test]
+fn table_lists_sessions() {
+    let (app, _clock) = app_with_sessions("ui-table", no_dialog());
+    let mut harness = harness(app);
+    harness.run();
+    for id in ["user-a", "user-b", "user-c"] {
+        assert!(
+            harness.query_by_label(id).is_some(),
+            "{id} is not in the table"
+        );
+    }
+    assert!(
+        harness
+            .query_by_label_contains("Next sweep in 4m 30s")
+            .is_some()
+    );
+    assert!(harness.query_by_label("3 active").is_some());
+}
+
+#[test]
+fn ages_advance_without_events() {
+    let (app, clock) = app_with_sessions("ui-ages", no_dialog());
+    let mut harness = harness(app);
+    harness.run();
+    clock.advance(Duration::from_secs(90));
+    harness.run();
+    // user-c was last active at 00:30; 90 s later it has been idle for 1m 30s.
+    assert!(harness.query_by_label("1m 30s").is_some());
+    assert!(
+        harness.query_by_label("3m 30s").is_some(),
+        "time until stale of user-c"
+    );
+}
+
+#[test]
+fn stale_rows_say_so() {
+    let (app, clock) = app_with_sessions("ui-stale", no_dialog());
+    let mut harness = harness(app);
+    clock.advance(MINUTE * 4 + Duration::from_secs(45));
+    harness.run();
+    // user-a is idle 5m 15s, user-b 5m 5s, user-c 4m 55s.
+    let stale = harness
+        .query_all_by_label("stale, removed at next sweep")
+        .count();
+    assert_eq!(stale, 2);
+    assert!(harness.query_by_label("2 stale awaiting sweep").is_some());
+}
+
+#[test]
+fn sweep_now_removes_stale_rows() {
+    let (app, clock) = app_with_sessions("ui-sweep", no_dialog());
+    let mut harness = harness(app);
+    clock.advance(MINUTE * 4 + Duration::from_secs(45));
+    harness.run();
+
+    harness.get_by_label("Sweep now").click();
+    step_until(&mut harness, "the sweep to finish", |app| {
+        log_contains(app, "Sweep finished")
+    });
+
+    assert!(harness.query_by_label("user-a").is_none());
+    assert!(harness.query_by_label("user-b").is_none());
+    assert!(harness.query_by_label("user-c").is_some());
+    assert!(log_contains(harness.state(), "Sweep started (manual)"));
+    assert!(log_contains(
+        harness.state(),
+        "Sweep finished: removed 2 stale sessions, 1 remaining"
+    ));
+    assert!(log_contains(
+        harness.state(),
+        "Session expired: user-a (api)"
+    ));
+    assert!(
+        harness
+            .query_by_label_contains("Sweep finished: removed 2 stale sessions")
+            .is_some(),
+        "the log pane shows the sweep"
+    );
+    assert!(harness.query_by_label("2 removed so far").is_some());
+}
+
+#[test]
+fn sorting_by_requests_reorders() {
+    let (app, _clock) = app_with_sessions("ui-sort", no_dialog());
+    let engine = &app.runtime().unwrap().engine;
+    for _ in 0..3 {
+        let activity = Activity {
+            id: SessionId::new("user-a").unwrap(),
+            source: Source::Api,
+            at: None,
+        };
+        engine.try_send(Command::Touch(activity)).unwrap();
+    }
+    engine.sync(Duration::from_secs(10)).unwrap();
+    let mut harness = harness(app);
+    harness.run();
+
+    let top = |harness: &Harness<'_, MonitorApp>| {
+        let rows = ["user-a", "user-b", "user-c"];
+        let mut positions: Vec<(f32, &str)> = rows
+            .iter()
+            .map(|id| (harness.get_by_label(id).rect().min.y, *id))
+            .collect();
+        positions.sort_by(|a, b| a.0.total_cmp(&b.0));
+        positions[0].1
+    };
+    assert_eq!(top(&harness), "user-b", "user-b goes stale first");
+    harness.get_by_label("Requests").click();
+    harness.run();
+    assert_eq!(top(&harness), "user-b", "fewest requests, then by id");
+    harness.get_by_label("Requests").click();
+    harness.run();
+    assert_eq!(top(&harness), "user-a", "most requests");
+    harness.get_by_label("Idle for").click();
+    harness.run();
+    assert_eq!(top(&harness), "user-a", "least idle");
+}
+
+#[test]
+fn export_without_dialog_takes_typed_path() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("exported.csv");
+    let (app, _clock) = app_with_sessions("ui-export", no_dialog());
+    let mut harness = harness(app);
+    harness.run();
+
+    harness.get_by_label("Export log…").click();
+    step_until(&mut harness, "the typed-path form", |_| true);
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains("No file dialog is available")
+            .is_some()
+    );
+
+    let field = harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Path");
+    field.focus();
+    harness.run();
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run();
+    let field = harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Path");
+    field.type_text(path.to_str().unwrap());
+    harness.run();
+    harness.get_by_label("Export").click();
+    step_until(&mut harness, "the export", |app| {
+        log_contains(app, "Exported")
+    });
+
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.starts_with("seq,time,level,kind,session,message\n"));
+    assert!(written.contains("Scheduler started: stale session cleanup every 5m"));
+    assert!(written.contains("session_created,user-b,"));
+    assert!(log_contains(harness.state(), "(CSV)"));
+}
+
+#[test]
+fn export_failure_names_path() {
+    let folder = tempfile::tempdir().unwrap();
+    let missing = folder.path().join("no-such-folder").join("log.txt");
+    let picked = missing.clone();
+    let picker: PathPicker = Arc::new(move |_| Some(picked.clone()));
+    let (app, _clock) = app_with_sessions("ui-export-fail", picker);
+    let mut harness = harness(app);
+    harness.run();
+
+    harness.get_by_label("Export log…").click();
+    step_until(&mut harness, "the export error", |app| {
+        log_contains(app, "failed to export")
+    });
+
+    let expected = format!("failed to export the log to {}", missing.display());
+    assert!(log_contains(harness.state(), &expected));
+    assert!(
+        harness
+            .query_by_label_contains("Last error: failed to export")
+            .is_some()
+    );
+    assert!(!missing.exists());
+}
+
+#[test]
+fn engine_events_reach_log_pane() {
+    let (app, _clock) = app_with_sessions("ui-log", no_dialog());
+    let mut harness = harness(app);
+    harness.run();
+    assert!(
+        harness
+            .query_by_label_contains(
+                "Scheduler started: stale session cleanup every 5m, idle timeout 5m"
+            )
+            .is_some()
+    );
+    assert!(log_contains(
+        harness.state(),
+        "Session created: user-a (api)"
+    ));
+    let created = harness
+        .state()
+        .log()
+        .iter()
+        .filter(|record| matches!(record.event, Event::SessionCreated { .. }))
+        .count();
+    assert_eq!(created, 3);
+}
