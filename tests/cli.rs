@@ -178,3 +178,31 @@ fn help_states_defaults() {
     assert!(help.contains("[default: 5m; 20s with --demo]"));
     assert!(help.contains("30s, 5m, 1h30m"));
 }
+
+#[test]
+fn headless_stops_on_interrupt() {
+    let child = Command::new(env!("CARGO_BIN_EXE_session-monitor"))
+        .args(["--headless", "--users", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "stderr: {}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(
+        printed
+            .lines()
+            .last()
+            .unwrap()
+            .contains("Scheduler stopped")
+    );
+    assert!(!stderr(&output).contains("panicked"));
+}

@@ -243,12 +243,16 @@ impl Event {
     }
 }
 
-/// Formats a duration for log lines, rounded to milliseconds: `5m`, `1m 30s`, `12ms`.
+/// Formats a duration for log lines: whole seconds from one second up (`5m`, `1m 30s`),
+/// whole milliseconds below (`12ms`) and whole microseconds below one millisecond
+/// (`140us`).
 pub fn format_duration(span: Duration) -> String {
     let rounded = if span >= Duration::from_secs(1) {
         Duration::from_secs(span.as_secs())
-    } else {
+    } else if span >= Duration::from_millis(1) {
         Duration::from_millis(span.as_millis() as u64)
+    } else {
+        Duration::from_micros(span.as_micros() as u64)
     };
     humantime::format_duration(rounded).to_string()
 }
