@@ -169,6 +169,16 @@ pub enum Event {
         /// Real time it took, including pauses to serve commands.
         took: Duration,
     },
+    /// A sweep failed part way; the sessions it removed before are reported, and the
+    /// schedule continues.
+    SweepFailed {
+        /// Cause of the sweep.
+        trigger: SweepTrigger,
+        /// Sessions it removed before it failed.
+        removed: u64,
+        /// What went wrong.
+        message: String,
+    },
     /// A session source reported something worth a log line.
     Notice {
         /// The reporting source.
@@ -213,7 +223,7 @@ impl Event {
                 ..
             } if *late_by >= LATE_SWEEP_WARNING => Level::Warn,
             Event::Notice { level, .. } | Event::Message { level, .. } => *level,
-            Event::Error { .. } => Level::Error,
+            Event::Error { .. } | Event::SweepFailed { .. } => Level::Error,
             _ => Level::Info,
         }
     }
@@ -227,6 +237,7 @@ impl Event {
             Event::SessionRemoved { .. } => "session_removed",
             Event::SweepStarted { .. } => "sweep_started",
             Event::SweepFinished { .. } => "sweep_finished",
+            Event::SweepFailed { .. } => "sweep_failed",
             Event::Notice { .. } => "notice",
             Event::Message { .. } => "message",
             Event::Error { .. } => "error",
@@ -326,6 +337,13 @@ impl fmt::Display for Event {
                 "Sweep finished: removed {removed} stale sessions, {remaining} remaining, took {}",
                 format_duration(*took)
             ),
+            Event::SweepFailed {
+                removed, message, ..
+            } => write!(
+                f,
+                "Sweep failed after removing {removed} stale sessions: {message}; \
+                 the schedule continues"
+            ),
             Event::Notice {
                 source, message, ..
             } => write!(f, "{source}: {message}"),
@@ -389,6 +407,8 @@ pub struct Status {
     pub removed_total: u64,
     /// Sweeps finished since start.
     pub sweeps_finished: u64,
+    /// Sweeps that failed part way since start.
+    pub sweeps_failed: u64,
     /// Whether a sweep is running now.
     pub sweep_running: bool,
     /// The latest finished sweep's event, if any.

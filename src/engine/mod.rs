@@ -11,6 +11,8 @@
 
 pub mod clock;
 pub mod event;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 mod outbox;
 pub mod schedule;
 pub mod session;
@@ -65,6 +67,9 @@ pub struct EngineConfig {
     pub flush_interval: Duration,
     /// Sessions a sweep removes before the worker serves commands again.
     pub sweep_step: usize,
+    /// Faults for tests to inject.
+    #[cfg(feature = "test-hooks")]
+    pub hooks: Option<Arc<hooks::TestHooks>>,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +84,8 @@ impl Default for EngineConfig {
             max_records_per_update: 4_096,
             flush_interval: Duration::from_millis(20),
             sweep_step: 4_096,
+            #[cfg(feature = "test-hooks")]
+            hooks: None,
         }
     }
 }

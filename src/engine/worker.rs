@@ -6,6 +6,8 @@
 //! request ends it promptly. Sweeps never overlap: a sweep that comes due, or a manual
 //! request made, while one runs becomes a single follow-up sweep.
 
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
@@ -51,7 +53,10 @@ pub(crate) struct Worker {
     pending_syncs: Vec<Sender<()>>,
     removed_total: u64,
     sweeps_finished: u64,
+    sweeps_failed: u64,
     last_sweep: Option<Event>,
+    #[cfg(feature = "test-hooks")]
+    hooks: Option<std::sync::Arc<super::hooks::TestHooks>>,
 }
 
 /// Whether the worker keeps running after a step.
@@ -85,7 +90,10 @@ impl Worker {
             pending_syncs: Vec::new(),
             removed_total: 0,
             sweeps_finished: 0,
+            sweeps_failed: 0,
             last_sweep: None,
+            #[cfg(feature = "test-hooks")]
+            hooks: config.hooks.clone(),
         }
     }
 
@@ -356,6 +364,10 @@ impl Worker {
             late_by: due.map(|due| now - due.due),
             skipped: due.map_or(0, |due| due.skipped),
         });
+        #[cfg(feature = "test-hooks")]
+        if let Some(hooks) = &self.hooks {
+            hooks.on_sweep_start();
+        }
         self.sweep = Some(SweepRun {
             trigger,
             started: Instant::now(),
@@ -370,18 +382,46 @@ impl Worker {
             return;
         };
         let mut removed = Vec::with_capacity(self.sweep_step.min(self.store.len()));
-        let count = self
-            .store
-            .pop_stale(cutoff, self.sweep_step, |session| removed.push(session));
+        let limit = self.sweep_step;
+        let store = &mut self.store;
+        #[cfg(feature = "test-hooks")]
+        let hooks = self.hooks.clone();
+        // A panic inside a step ends this sweep, not the worker: the schedule goes on.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            #[cfg(feature = "test-hooks")]
+            if let Some(hooks) = &hooks {
+                hooks.before_sweep_step();
+            }
+            store.pop_stale(cutoff, limit, |session| removed.push(session))
+        }));
+
+        // Sessions popped before a panic are gone from the map, so they are reported too.
+        let popped = removed.len() as u64;
         for session in removed {
             self.report_removed(session, RemovalCause::Sweep);
         }
         if let Some(sweep) = self.sweep.as_mut() {
-            sweep.removed += count as u64;
+            sweep.removed += popped;
         }
-        if count < self.sweep_step {
-            self.finish_sweep();
+        match outcome {
+            Ok(count) if count < limit => self.finish_sweep(),
+            Ok(_) => {}
+            Err(payload) => self.fail_sweep(panic_message(payload.as_ref())),
         }
+    }
+
+    /// Ends the running sweep after a failure, reports it, and starts any follow-up.
+    fn fail_sweep(&mut self, message: String) {
+        let Some(sweep) = self.sweep.take() else {
+            return;
+        };
+        self.sweeps_failed += 1;
+        self.emit(Event::SweepFailed {
+            trigger: sweep.trigger,
+            removed: sweep.removed,
+            message,
+        });
+        self.start_follow_up_sweep();
     }
 
     fn finish_sweep(&mut self) {
@@ -397,7 +437,11 @@ impl Worker {
         self.sweeps_finished += 1;
         self.last_sweep = Some(finished.clone());
         self.emit(finished);
+        self.start_follow_up_sweep();
+    }
 
+    /// Starts the sweep that came due, or was requested, while the last one ran.
+    fn start_follow_up_sweep(&mut self) {
         if let Some(due) = self.pending_scheduled.take() {
             self.pending_manual = false;
             self.start_sweep(SweepTrigger::Scheduled, Some(due));
@@ -438,9 +482,21 @@ impl Worker {
             sessions: self.store.len() as u64,
             removed_total: self.removed_total,
             sweeps_finished: self.sweeps_finished,
+            sweeps_failed: self.sweeps_failed,
             sweep_running: self.sweep.is_some(),
             last_sweep: self.last_sweep.clone(),
             records_dropped_total: self.outbox.dropped_total(),
         }
+    }
+}
+
+/// Returns the text of a panic payload: the message of `panic!` with a string.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic with a non-text payload".to_owned()
     }
 }

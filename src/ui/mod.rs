@@ -121,8 +121,10 @@ impl MonitorApp {
             .unwrap_or_default();
         self.log.note_dropped(update.records_dropped, at);
         for record in update.records {
-            if let Event::Error { message } = &record.event {
-                self.last_error = Some(message.clone());
+            match &record.event {
+                Event::Error { message } => self.last_error = Some(message.clone()),
+                Event::SweepFailed { .. } => self.last_error = Some(record.event.to_string()),
+                _ => {}
             }
             self.log.push(record);
         }

@@ -244,6 +244,7 @@ mod tests {
                 sessions: 0,
                 removed_total: 0,
                 sweeps_finished: 0,
+                sweeps_failed: 0,
                 sweep_running: false,
                 last_sweep: None,
                 records_dropped_total: 0,

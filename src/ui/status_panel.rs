@@ -175,6 +175,13 @@ fn counts_ui(ui: &mut egui::Ui, view: &StatusView<'_>, status: &Status) {
                 format_duration(*took)
             ));
         }
+        if status.sweeps_failed > 0 {
+            ui.separator();
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("{} sweeps failed", status.sweeps_failed),
+            );
+        }
         if status.records_dropped_total > 0 {
             ui.separator();
             ui.colored_label(
