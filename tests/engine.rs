@@ -142,6 +142,7 @@ impl Harness {
             id: id(name),
             source: Source::Api,
             at,
+            meta: None,
         }));
     }
 
@@ -410,6 +411,7 @@ fn paused_sweep_harness(name: &str, stale: usize, sweep_interval: Duration) -> (
             id: id(&format!("s-{n:03}")),
             source: Source::Api,
             at: Some(MonoTime::ZERO),
+            meta: None,
         })
         .collect();
     harness.send(Command::TouchBatch(batch));
@@ -584,6 +586,7 @@ fn shutdown_during_large_sweep() {
                 id: id(&format!("s-{chunk}-{n}")),
                 source: Source::Api,
                 at: Some(MonoTime::ZERO),
+                meta: None,
             })
             .collect();
         harness.send(Command::TouchBatch(batch));
@@ -767,6 +770,7 @@ fn full_channel_drops_records() {
             created: MonoTime::ZERO,
             last_active: MonoTime::ZERO,
             activity_count: 1,
+            meta: None,
         })
         .collect();
     assert_eq!(snapshot, expected);

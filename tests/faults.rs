@@ -46,6 +46,7 @@ fn touch_many(engine: &Engine, prefix: &str, count: usize) {
             id: SessionId::new(&format!("{prefix}-{n}")).unwrap(),
             source: Source::Api,
             at: None,
+            meta: None,
         })
         .collect();
     for chunk in batch.chunks(10_000) {

@@ -33,6 +33,7 @@ fn app_with_sessions(name: &str, picker: PathPicker) -> (MonitorApp, ManualClock
             id: SessionId::new(id).unwrap(),
             source: Source::Api,
             at: None,
+            meta: None,
         };
         engine.try_send(Command::Touch(activity)).unwrap();
         engine.sync(Duration::from_secs(10)).unwrap();
@@ -186,6 +187,7 @@ fn sorting_by_requests_reorders() {
             id: SessionId::new("user-a").unwrap(),
             source: Source::Api,
             at: None,
+            meta: None,
         };
         engine.try_send(Command::Touch(activity)).unwrap();
     }

@@ -10,7 +10,8 @@ use crossbeam_channel::Sender;
 use serde::Serialize;
 
 use super::clock::MonoTime;
-use super::session::{Session, SessionId, Source};
+use super::query::{Query, Reply};
+use super::session::{Session, SessionId, SessionMeta, Source};
 
 /// One activity report: the session `id` was active at `at` (engine time), or now when
 /// `at` is `None`.
@@ -22,6 +23,8 @@ pub struct Activity {
     pub source: Source,
     /// When it happened; `None` means when the engine applies it.
     pub at: Option<MonoTime>,
+    /// Metadata that replaces the session's own; `None` keeps what it has.
+    pub meta: Option<SessionMeta>,
 }
 
 /// A request to the engine worker.
@@ -55,6 +58,14 @@ pub enum Command {
     /// Reply on the sender once every earlier command has been applied and the
     /// schedule checked. Tests and the end of input use it to wait for the engine.
     Sync(Sender<()>),
+    /// Read sessions or counters and pass the answer to `reply`, after every earlier
+    /// command has been applied.
+    Query {
+        /// What to read.
+        query: Query,
+        /// Receives the answer; called on the worker thread, so it must not block.
+        reply: Reply,
+    },
 }
 
 /// Log level of a record.

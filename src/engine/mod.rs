@@ -14,6 +14,7 @@ pub mod event;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
 mod outbox;
+pub mod query;
 pub mod schedule;
 pub mod session;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Sessions and their ids. Owned by the engine worker; views of them are sent to the UI.
 
 use std::borrow::Borrow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -139,6 +140,11 @@ impl fmt::Display for Source {
     }
 }
 
+/// Small key-value metadata that an application attaches to a session, such as the user
+/// name. Shared, so copies sent to the UI do not copy the map. Whoever accepts metadata
+/// from outside bounds its size; the engine stores it as given.
+pub type SessionMeta = Arc<BTreeMap<String, String>>;
+
 /// A session as the engine stores it. Times are engine monotonic times.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
@@ -152,6 +158,8 @@ pub struct Session {
     pub last_active: MonoTime,
     /// How many activity reports it has received, including the first.
     pub activity_count: u64,
+    /// Metadata from the latest activity report that carried any.
+    pub meta: Option<SessionMeta>,
 }
 
 impl Session {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::clock::MonoTime;
-use super::session::{Session, SessionId, Source};
+use super::session::{Session, SessionId, SessionMeta, Source};
 
 const NIL: u32 = u32::MAX;
 
@@ -111,6 +111,7 @@ impl SessionStore {
                 created: at,
                 last_active: at,
                 activity_count: 1,
+                meta: None,
             });
             return TouchOutcome::Created;
         };
@@ -123,6 +124,7 @@ impl SessionStore {
                 created: at,
                 last_active: at,
                 activity_count: 1,
+                meta: None,
             };
             let expired = std::mem::replace(session, renewed);
             self.reposition(slot);
@@ -135,6 +137,15 @@ impl SessionStore {
             self.reposition(slot);
         }
         TouchOutcome::Touched
+    }
+
+    /// Replaces the metadata of the session with this id. Returns whether it exists.
+    pub fn set_meta(&mut self, id: &str, meta: SessionMeta) -> bool {
+        let Some(slot) = self.find(id) else {
+            return false;
+        };
+        self.node_mut(slot).session.meta = Some(meta);
+        true
     }
 
     /// Removes the session with this id.

@@ -16,6 +16,7 @@ use super::EngineConfig;
 use super::clock::{MonoTime, SharedClock};
 use super::event::{Activity, Command, Event, Record, RemovalCause, Status, SweepTrigger, Update};
 use super::outbox::Outbox;
+use super::query::{self, QueryContext, RemovalCounts};
 use super::schedule::{DueSweep, Schedule};
 use super::session::Session;
 use super::store::{SessionStore, TouchOutcome, stale_cutoff};
@@ -52,6 +53,7 @@ pub(crate) struct Worker {
     pending_manual: bool,
     pending_syncs: Vec<Sender<()>>,
     removed_total: u64,
+    removals: RemovalCounts,
     sweeps_finished: u64,
     sweeps_failed: u64,
     last_sweep: Option<Event>,
@@ -89,6 +91,7 @@ impl Worker {
             pending_manual: false,
             pending_syncs: Vec::new(),
             removed_total: 0,
+            removals: RemovalCounts::default(),
             sweeps_finished: 0,
             sweeps_failed: 0,
             last_sweep: None,
@@ -226,6 +229,17 @@ impl Worker {
                 message,
             }),
             Command::Sync(reply) => self.pending_syncs.push(reply),
+            Command::Query { query, reply } => {
+                let now = self.clock.now();
+                let context = QueryContext {
+                    store: &self.store,
+                    status: self.status(),
+                    removals: self.removals,
+                    now,
+                    wall_now: self.clock.wall_time(now),
+                };
+                reply.send(query::answer(query, context));
+            }
         }
     }
 
@@ -255,6 +269,7 @@ impl Worker {
             TouchOutcome::Touched => {}
             TouchOutcome::Renewed { expired } => {
                 self.removed_total += 1;
+                self.removals.add(RemovalCause::ExpiredOnAccess);
                 self.emit(Event::SessionRemoved {
                     idle: at - expired.last_active,
                     id: expired.id,
@@ -267,6 +282,9 @@ impl Worker {
                     source: activity.source,
                 });
             }
+        }
+        if let Some(meta) = activity.meta {
+            self.store.set_meta(activity.id.as_str(), meta);
         }
         self.outbox.mark_touched(&activity.id);
     }
@@ -452,6 +470,7 @@ impl Worker {
 
     fn report_removed(&mut self, session: Session, cause: RemovalCause) {
         self.removed_total += 1;
+        self.removals.add(cause);
         let idle = session.idle_at(self.clock.now());
         self.emit(Event::SessionRemoved {
             id: session.id,

@@ -632,6 +632,7 @@ impl Replayer {
             id: line.id,
             source: Source::Replay,
             at: Some(at),
+            meta: None,
         });
         if self.batch.len() >= MAX_BATCH_LEN {
             self.flush()?;

@@ -216,6 +216,7 @@ impl Simulator {
                 id: user.id.clone(),
                 source: Source::Simulator,
                 at: Some(now),
+                meta: None,
             });
         }
         reports

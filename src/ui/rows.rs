@@ -228,6 +228,7 @@ mod tests {
             created: MonoTime::ZERO,
             last_active: at,
             activity_count: count,
+            meta: None,
         }
     }
 
