@@ -189,3 +189,42 @@ fn shutdown_during_slow_sweep_is_prompt() {
     let last = log.last().unwrap();
     assert!(matches!(last.event, Event::SchedulerStopped { .. }));
 }
+
+#[test]
+fn wall_clock_jump_is_logged_not_expired() {
+    let hooks = Arc::new(TestHooks::default());
+    let setup = start("fault-wall-jump", Arc::clone(&hooks), 4096);
+    touch_many(&setup.engine, "s", 3);
+    hooks.wall_clock_skew_secs.store(3 * 3600, Ordering::SeqCst);
+    // The worker compares the clocks at most once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    setup.engine.sync(WAIT).unwrap();
+    hooks.wall_clock_skew_secs.store(-600, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1100));
+    setup.engine.sync(WAIT).unwrap();
+
+    let log = records(&setup.updates);
+    let anomalies: Vec<(bool, Duration, String)> = log
+        .iter()
+        .filter_map(|record| match record.event {
+            Event::ClockAnomaly { ahead, by } => Some((ahead, by, record.event.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(anomalies.len(), 2, "{anomalies:?}");
+    let near = |by: Duration, secs: u64| by.as_secs().abs_diff(secs) <= 5;
+    assert!(anomalies[0].0, "the first jump is forward");
+    assert!(near(anomalies[0].1, 3 * 3600), "{anomalies:?}");
+    assert!(
+        anomalies[0]
+            .2
+            .starts_with("Clock anomaly: the wall clock moved 3h")
+    );
+    assert!(anomalies[0].2.contains("ahead of monotonic time"));
+    // The second jump is measured from the first one's reading: 3 h 10 min back.
+    assert!(!anomalies[1].0, "the second jump is backward");
+    assert!(near(anomalies[1].1, 3 * 3600 + 600), "{anomalies:?}");
+    assert!(anomalies[1].2.contains("behind monotonic time"));
+    let removed = count(&log, |e| matches!(e, Event::SessionRemoved { .. }));
+    assert_eq!(removed, 0, "a wall-clock jump expires nothing");
+}

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::ops::{Add, Sub};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -84,6 +84,10 @@ pub trait Clock: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Maps monotonic times to the wall clock's current reading again, after the wall
+    /// clock jumped. Clocks whose wall time is not the machine's ignore it.
+    fn realign_wall(&self) {}
+
     /// Returns how fast this clock runs against real time, or `None` when it does not run
     /// by itself.
     fn speed(&self) -> Option<f64> {
@@ -107,7 +111,9 @@ fn wall_after(origin: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
 #[derive(Debug)]
 pub struct SystemClock {
     origin: Instant,
-    wall_origin: DateTime<Utc>,
+    /// Wall time of the origin, in microseconds since the Unix epoch; moved by
+    /// [`Clock::realign_wall`] after the wall clock jumps.
+    wall_origin_micros: AtomicI64,
 }
 
 impl SystemClock {
@@ -115,7 +121,7 @@ impl SystemClock {
     pub fn new() -> Self {
         SystemClock {
             origin: Instant::now(),
-            wall_origin: Utc::now(),
+            wall_origin_micros: AtomicI64::new(Utc::now().timestamp_micros()),
         }
     }
 }
@@ -132,7 +138,16 @@ impl Clock for SystemClock {
     }
 
     fn wall_time(&self, at: MonoTime) -> DateTime<Utc> {
-        wall_after(self.wall_origin, at.0)
+        let micros = self.wall_origin_micros.load(Ordering::Relaxed);
+        let origin = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default();
+        wall_after(origin, at.0)
+    }
+
+    fn realign_wall(&self) {
+        let since_origin = chrono::Duration::from_std(self.origin.elapsed()).unwrap_or_default();
+        let origin = Utc::now() - since_origin;
+        self.wall_origin_micros
+            .store(origin.timestamp_micros(), Ordering::Relaxed);
     }
 
     fn real_wait(&self, span: Duration) -> Option<Duration> {

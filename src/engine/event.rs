@@ -190,6 +190,14 @@ pub enum Event {
         /// What went wrong.
         message: String,
     },
+    /// The wall clock jumped against monotonic time: a clock change, or time spent
+    /// suspended. Expiry is unaffected.
+    ClockAnomaly {
+        /// Whether the wall clock moved ahead (rather than behind).
+        ahead: bool,
+        /// Size of the jump.
+        by: Duration,
+    },
     /// A session source reported something worth a log line.
     Notice {
         /// The reporting source.
@@ -234,6 +242,7 @@ impl Event {
                 ..
             } if *late_by >= LATE_SWEEP_WARNING => Level::Warn,
             Event::Notice { level, .. } | Event::Message { level, .. } => *level,
+            Event::ClockAnomaly { .. } => Level::Warn,
             Event::Error { .. } | Event::SweepFailed { .. } => Level::Error,
             _ => Level::Info,
         }
@@ -249,6 +258,7 @@ impl Event {
             Event::SweepStarted { .. } => "sweep_started",
             Event::SweepFinished { .. } => "sweep_finished",
             Event::SweepFailed { .. } => "sweep_failed",
+            Event::ClockAnomaly { .. } => "clock_anomaly",
             Event::Notice { .. } => "notice",
             Event::Message { .. } => "message",
             Event::Error { .. } => "error",
@@ -354,6 +364,13 @@ impl fmt::Display for Event {
                 f,
                 "Sweep failed after removing {removed} stale sessions: {message}; \
                  the schedule continues"
+            ),
+            Event::ClockAnomaly { ahead, by } => write!(
+                f,
+                "Clock anomaly: the wall clock moved {} {} monotonic time (a clock \
+                 change or a suspend); expiry runs on monotonic time and is unaffected",
+                format_duration(*by),
+                if *ahead { "ahead of" } else { "behind" }
             ),
             Event::Notice {
                 source, message, ..

@@ -1,7 +1,7 @@
 //! Faults that tests inject into the engine worker: panicking, slow or gated sweeps.
 //! Compiled only with the `test-hooks` feature, so release builds carry none of it.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -14,6 +14,8 @@ pub struct TestHooks {
     pub sweep_step_panic_countdown: AtomicU32,
     /// Real time each sweep step sleeps before it removes sessions, in microseconds.
     pub sweep_step_delay_micros: AtomicU64,
+    /// Seconds added to the wall clock as the worker reads it, to fake a wall-clock jump.
+    pub wall_clock_skew_secs: AtomicI64,
     /// When set, the worker sends on the first sender as a sweep starts and then waits on
     /// the receiver before the sweep's first step, so a test can act mid-sweep.
     pub sweep_gate: Option<(Sender<()>, Receiver<()>)>,
@@ -26,6 +28,13 @@ impl TestHooks {
             let _ = started.send(());
             let _ = release.recv();
         }
+    }
+
+    /// Returns the wall clock as the worker sees it, with the injected skew.
+    pub(crate) fn skew_wall(&self, wall: std::time::SystemTime) -> std::time::SystemTime {
+        let skew = self.wall_clock_skew_secs.load(Ordering::SeqCst);
+        let span = Duration::from_secs(skew.unsigned_abs());
+        if skew >= 0 { wall + span } else { wall - span }
     }
 
     /// Runs before each sweep step removes sessions.

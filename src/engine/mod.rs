@@ -10,6 +10,7 @@
 //! polling.
 
 pub mod clock;
+pub mod clock_watch;
 pub mod event;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;

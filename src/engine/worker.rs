@@ -8,12 +8,13 @@
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
 
 use super::EngineConfig;
 use super::clock::{MonoTime, SharedClock};
+use super::clock_watch::ClockWatch;
 use super::event::{Activity, Command, Event, Record, RemovalCause, Status, SweepTrigger, Update};
 use super::outbox::Outbox;
 use super::query::{self, QueryContext, RemovalCounts};
@@ -23,6 +24,9 @@ use super::store::{SessionStore, TouchOutcome, stale_cutoff};
 
 /// Maximum single wait, so a clock that was adjusted or suspended is read again soon.
 const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Time between two comparisons of the wall clock with the monotonic clock.
+const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Commands applied between two checks of the schedule and the stop signal.
 const COMMAND_BUDGET: usize = 4096;
@@ -57,6 +61,8 @@ pub(crate) struct Worker {
     sweeps_finished: u64,
     sweeps_failed: u64,
     last_sweep: Option<Event>,
+    clock_watch: ClockWatch,
+    last_clock_check: Instant,
     #[cfg(feature = "test-hooks")]
     hooks: Option<std::sync::Arc<super::hooks::TestHooks>>,
 }
@@ -95,6 +101,12 @@ impl Worker {
             sweeps_finished: 0,
             sweeps_failed: 0,
             last_sweep: None,
+            clock_watch: ClockWatch::new(
+                ClockWatch::DEFAULT_TOLERANCE,
+                Instant::now(),
+                SystemTime::now(),
+            ),
+            last_clock_check: Instant::now(),
             #[cfg(feature = "test-hooks")]
             hooks: config.hooks.clone(),
         }
@@ -126,6 +138,7 @@ impl Worker {
         if self.receive_commands() == Flow::Stop {
             return Flow::Stop;
         }
+        self.watch_clocks();
         self.check_schedule();
         if self.sweep.is_some() {
             self.sweep_step();
@@ -287,6 +300,29 @@ impl Worker {
             self.store.set_meta(activity.id.as_str(), meta);
         }
         self.outbox.mark_touched(&activity.id);
+    }
+
+    /// Compares the wall clock with the monotonic clock at most once per
+    /// [`CLOCK_CHECK_INTERVAL`], and logs a jump.
+    fn watch_clocks(&mut self) {
+        let mono = Instant::now();
+        if mono.saturating_duration_since(self.last_clock_check) < CLOCK_CHECK_INTERVAL {
+            return;
+        }
+        self.last_clock_check = mono;
+        let wall = SystemTime::now();
+        #[cfg(feature = "test-hooks")]
+        let wall = match &self.hooks {
+            Some(hooks) => hooks.skew_wall(wall),
+            None => wall,
+        };
+        if let Some(jump) = self.clock_watch.check(mono, wall) {
+            self.clock.realign_wall();
+            self.emit(Event::ClockAnomaly {
+                ahead: jump.ahead,
+                by: jump.by,
+            });
+        }
     }
 
     fn set_idle_timeout(&mut self, idle_timeout: Duration) {
