@@ -56,8 +56,13 @@ pub struct Options {
     pub seed: Option<u64>,
 
     /// Run without a window and print log lines to standard output
-    #[arg(long)]
+    #[arg(long, conflicts_with = "window")]
     pub headless: bool,
+
+    /// Require a window: exit with an error, instead of running headless, when no
+    /// window can be opened
+    #[arg(long)]
+    pub window: bool,
 
     /// Stop after this much real time (in the window too)
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]

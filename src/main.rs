@@ -33,6 +33,10 @@ fn main() -> ExitCode {
         Runtime::start(&options, no_waker())
             .and_then(|runtime| headless::run(runtime, &options, &stop_rx))
     } else if let Some(reason) = missing_display() {
+        if options.window {
+            eprintln!("session-monitor: {reason}, and --window requires a window");
+            return ExitCode::FAILURE;
+        }
         eprintln!("{reason}; running headless (pass --headless to skip this check)");
         Runtime::start(&options, no_waker())
             .and_then(|runtime| headless::run(runtime, &options, &stop_rx))
@@ -62,6 +66,9 @@ fn run_window(
         context,
     ) {
         Ok(()) => Ok(()),
+        Err(WindowError::Unavailable { error, .. }) if options.window => {
+            Err(anyhow::anyhow!("could not open a window: {error}"))
+        }
         Err(WindowError::Unavailable { runtime, error }) => {
             eprintln!("Could not open a window ({error}); running headless");
             headless::run(*runtime, options, stop)

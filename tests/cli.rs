@@ -206,3 +206,79 @@ fn headless_stops_on_interrupt() {
     );
     assert!(!stderr(&output).contains("panicked"));
 }
+
+#[test]
+fn window_flag_without_display_fails() {
+    let output = run(&["--window", "--duration", "1s"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output).trim(),
+        "session-monitor: No display found (DISPLAY and WAYLAND_DISPLAY are not set), \
+         and --window requires a window"
+    );
+    assert!(stdout(&output).is_empty(), "no engine ran");
+}
+
+#[test]
+fn export_to_full_disk_fails() {
+    // A file size limit of one 512-byte block makes writes fail as on a full disk.
+    let folder = tempfile::tempdir().unwrap();
+    let export = folder.path().join("log.txt");
+    let script = format!(
+        "ulimit -f 1; trap '' XFSZ; exec {} --headless --replay {FIXTURE} --speed max \
+         --verbose --export-log {}",
+        env!("CARGO_BIN_EXE_session-monitor"),
+        export.display()
+    );
+    let output = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("failed to export the log to {}", export.display())));
+    assert!(message.contains("File too large"), "stderr: {message}");
+    assert!(!export.exists());
+    let leftovers = std::fs::read_dir(folder.path()).unwrap().count();
+    assert_eq!(leftovers, 0, "the temporary file is removed");
+}
+
+#[test]
+fn export_to_read_only_folder_fails() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let read_only = folder.path().join("locked");
+    std::fs::create_dir(&read_only).unwrap();
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let export = read_only.join("log.csv");
+
+    // Root ignores permission bits, so as root the program runs as the user nobody.
+    let binary = env!("CARGO_BIN_EXE_session-monitor");
+    let arguments = [
+        "--headless",
+        "--replay",
+        FIXTURE,
+        "--speed",
+        "max",
+        "--export-log",
+        export.to_str().unwrap(),
+    ];
+    let running_as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout == b"0\n");
+    let output = if running_as_root {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", binary])
+            .args(arguments)
+            .output()
+            .unwrap()
+    } else {
+        run(&arguments)
+    };
+
+    assert_eq!(output.status.code(), Some(1), "stderr: {}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("failed to export the log to {}", export.display())));
+    assert!(message.contains("Permission denied"), "stderr: {message}");
+    assert!(!export.exists());
+}
