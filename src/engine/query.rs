@@ -1,7 +1,7 @@
 //! Reads of the engine's state from other threads. A [`Query`] travels to the worker in
-//! [`Command::Query`](super::event::Command::Query); the worker answers it from its own
+//! [`Command::Query`](super::event::Command::Query); the worker replies from its own
 //! map between other commands and hands the [`Answer`] to a [`Reply`], so readers never
-//! share the map. An answer holds at most the number of sessions the query asks for.
+//! share the map. An answer contains at most the number of sessions the query asks for.
 
 use std::fmt;
 
@@ -14,7 +14,7 @@ use super::event::{RemovalCause, Status};
 use super::session::{Session, SessionId};
 use super::store::{SessionStore, stale_cutoff};
 
-/// What to read.
+/// A read of the engine's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// Sessions from the least recently active (closest to stale) on, at most `limit`.

@@ -5,9 +5,11 @@
 //! also watching its stop signal, so shutdown is prompt under load.
 
 pub mod access_log;
+pub mod api;
 pub mod replay;
 pub mod simulator;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -26,8 +28,13 @@ pub struct SourceStats {
     pub reports_sent: AtomicU64,
     /// Input lines read, for sources that read lines.
     pub lines_read: AtomicU64,
-    /// Input lines or reports skipped as invalid.
+    /// Input lines or reports skipped as invalid; for the API also requests answered
+    /// with an error.
     pub rejected: AtomicU64,
+    /// Requests received, for sources that serve requests.
+    pub requests: AtomicU64,
+    /// Requests received in the last whole second.
+    pub requests_per_sec: AtomicU64,
     /// Whether the source has no more input.
     pub finished: AtomicBool,
 }
@@ -94,6 +101,7 @@ pub struct RunningSource {
     stats: Arc<SourceStats>,
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    local_addr: Option<SocketAddr>,
 }
 
 impl RunningSource {
@@ -123,7 +131,19 @@ impl RunningSource {
             stats,
             stop: Some(stop_tx),
             thread: Some(thread),
+            local_addr: None,
         })
+    }
+
+    /// Records the address the source listens on.
+    pub fn with_local_addr(mut self, addr: SocketAddr) -> RunningSource {
+        self.local_addr = Some(addr);
+        self
+    }
+
+    /// Returns the address the source listens on, for sources that serve requests.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
     }
 
     /// Returns the kind of source.
