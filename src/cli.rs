@@ -1,11 +1,13 @@
 //! Command-line options.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
 use crate::engine::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SWEEP_INTERVAL};
+use crate::sources::api::DEFAULT_LISTEN;
 
 /// Idle timeout of the fast demo.
 pub const DEMO_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -15,7 +17,8 @@ pub const DEMO_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Watch an in-memory session store expire idle sessions.
 ///
-/// Sessions come from a built-in traffic simulator unless --replay names an access log.
+/// Sessions come from a built-in traffic simulator unless --replay names an access log
+/// or --listen serves the HTTP API for apps that report activity.
 /// Durations take a number and a unit: 30s, 5m, 1h30m, 250ms.
 #[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about)]
@@ -54,6 +57,26 @@ pub struct Options {
     /// Seed for the simulator's random numbers, for a repeatable run
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// Serve the HTTP API for apps that report session activity, on ADDR (an IP address
+    /// and port, or a port on 127.0.0.1) [default without a value: 127.0.0.1:7878]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_LISTEN,
+        value_parser = parse_listen_addr
+    )]
+    pub listen: Option<SocketAddr>,
+
+    /// File with the bearer token that API requests must send; required to listen on a
+    /// non-loopback address
+    #[arg(long, value_name = "PATH", requires = "listen")]
+    pub token_file: Option<PathBuf>,
+
+    /// Run the traffic simulator beside the API; with --listen alone only the API runs
+    #[arg(long, conflicts_with = "replay")]
+    pub simulate: bool,
 
     /// Run without a window and print log lines to standard output
     #[arg(long, conflicts_with = "window")]
@@ -114,6 +137,22 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Parses `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a port alone (on 127.0.0.1).
+fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("invalid port {port:?}"))?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    text.parse::<SocketAddr>().map_err(|_| {
+        format!("expected an address and port such as 127.0.0.1:7878 or [::1]:7878; got {text:?}")
+    })
+}
+
 fn parse_speed(text: &str) -> Result<Speed, String> {
     if text.eq_ignore_ascii_case("max") {
         return Ok(Speed::Max);
@@ -161,6 +200,36 @@ mod tests {
     fn zero_and_unitless_durations_rejected() {
         assert!(parse(&["--idle-timeout", "0s"]).is_err());
         assert!(parse(&["--sweep-interval", "5"]).is_err());
+    }
+
+    #[test]
+    fn listen_takes_optional_address() {
+        assert_eq!(parse(&[]).unwrap().listen, None);
+        let default: SocketAddr = DEFAULT_LISTEN.parse().unwrap();
+        assert_eq!(parse(&["--listen"]).unwrap().listen, Some(default));
+        assert_eq!(
+            parse(&["--listen", "--headless"]).unwrap().listen,
+            Some(default)
+        );
+        let cases = [
+            ("0.0.0.0:8080", "0.0.0.0:8080"),
+            ("[::1]:9000", "[::1]:9000"),
+            ("9000", "127.0.0.1:9000"),
+            ("localhost:9001", "127.0.0.1:9001"),
+        ];
+        for (given, expected) in cases {
+            let listen = parse(&["--listen", given]).unwrap().listen;
+            assert_eq!(listen, Some(expected.parse().unwrap()), "{given}");
+        }
+        assert!(parse(&["--listen", "example.com:80"]).is_err());
+        assert!(parse(&["--listen", "127.0.0.1"]).is_err());
+    }
+
+    #[test]
+    fn token_file_needs_listen_and_simulate_excludes_replay() {
+        assert!(parse(&["--token-file", "t"]).is_err());
+        assert!(parse(&["--listen", "--token-file", "t"]).is_ok());
+        assert!(parse(&["--simulate", "--replay", "x.log"]).is_err());
     }
 
     #[test]

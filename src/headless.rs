@@ -63,8 +63,9 @@ impl Printer {
     }
 }
 
-/// Runs headless over `runtime` until `options.duration` passes, the source runs out of
-/// input (the end of a replayed log), or `stop` fires, whichever comes first.
+/// Runs headless over `runtime` until `options.duration` passes, every source runs out
+/// of input (the end of a replayed log, when no API runs beside it), or `stop` fires,
+/// whichever comes first.
 pub fn run(runtime: Runtime, options: &Options, stop: &Receiver<()>) -> anyhow::Result<()> {
     let mut printer = Printer {
         book: LogBook::new(DEFAULT_MAX_RECORDS),
@@ -95,7 +96,7 @@ pub fn run(runtime: Runtime, options: &Options, stop: &Receiver<()>) -> anyhow::
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             break;
         }
-        if runtime.source.stats().is_finished() {
+        if runtime.sources_finished() {
             runtime.sync()?;
             break;
         }

@@ -1,6 +1,9 @@
-//! Starts the engine and the session source that the command line names, for the window
-//! and the headless mode alike. Runs on the main thread at start-up and exit.
+//! Starts the engine and the session sources that the command line names, for the
+//! window and the headless mode alike. Runs on the main thread at start-up and exit.
 
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,25 +14,31 @@ use crate::engine::clock::{SharedClock, SystemClock};
 use crate::engine::event::Update;
 use crate::engine::{Engine, EngineConfig, Waker};
 use crate::sources::RunningSource;
+use crate::sources::api::{self, ApiOptions, Token};
 use crate::sources::replay::{self, ReplayOptions, ReplayPlan};
 use crate::sources::simulator::{self, SimulatorOptions};
 
 /// Name of the program's scheduler; a second one in the same process is rejected.
 pub const SCHEDULER_NAME: &str = "session-engine";
 
-/// A running engine with its source.
+/// A running engine with its sources.
 pub struct Runtime {
     /// The engine.
     pub engine: Engine,
     /// Updates from the engine.
     pub updates: Receiver<Update>,
-    /// The source feeding it.
-    pub source: RunningSource,
+    /// The sources feeding it, in the order the window lists them.
+    pub sources: Vec<RunningSource>,
 }
 
 impl Runtime {
-    /// Starts the engine and the source named by `options`; `waker` is called after each
-    /// update the engine sends.
+    /// Starts the engine and the sources named by `options`; `waker` is called after
+    /// each update the engine sends.
+    ///
+    /// Sources: `--replay` replays a log and `--listen` serves the API, together or
+    /// alone. The simulator runs when neither is given, or beside the API with
+    /// `--simulate`. A replay's clock follows the log; otherwise the clock is the
+    /// system's.
     pub fn start(options: &Options, waker: Waker) -> anyhow::Result<Runtime> {
         let config = EngineConfig {
             name: SCHEDULER_NAME.into(),
@@ -37,56 +46,77 @@ impl Runtime {
             sweep_interval: options.sweep_interval(),
             ..EngineConfig::default()
         };
+        let replay_plan = match &options.replay {
+            Some(path) => Some(open_replay(path, options)?),
+            None => None,
+        };
+        let api_options = options
+            .listen
+            .map(|listen| api_options(listen, options))
+            .transpose()?;
+        let clock: SharedClock = match &replay_plan {
+            Some(plan) => plan.clock(),
+            None => Arc::new(SystemClock::new()),
+        };
+        let (engine, updates) = Engine::start(config, Arc::clone(&clock), waker)?;
 
-        match &options.replay {
-            Some(path) => {
-                let speed = match options.speed {
-                    Speed::Factor(factor) => replay::Speed::Factor(factor),
-                    Speed::Max => replay::Speed::Max,
-                };
-                let plan = ReplayPlan::open(ReplayOptions {
-                    path: path.clone(),
-                    speed,
-                    reorder_window: options.reorder_window,
-                })?;
-                let (engine, updates) = Engine::start(config, plan.clock(), waker)?;
-                let source = plan
-                    .spawn(engine.commands())
-                    .context("failed to start the replay thread")?;
-                Ok(Runtime {
-                    engine,
-                    updates,
-                    source,
-                })
-            }
-            None => {
-                let clock: SharedClock = std::sync::Arc::new(SystemClock::new());
-                let (engine, updates) = Engine::start(config, clock.clone(), waker)?;
-                let simulator_options = SimulatorOptions {
-                    users: options.users as usize,
-                    seed: options.seed,
-                    idle_timeout: options.idle_timeout(),
-                };
-                let source = simulator::spawn(simulator_options, engine.commands(), clock)
-                    .context("failed to start the simulator thread")?;
-                Ok(Runtime {
-                    engine,
-                    updates,
-                    source,
-                })
-            }
+        // The API binds first, so a port in use fails before any other source starts.
+        let api = match api_options {
+            Some(api_options) => Some(api::start(
+                api_options,
+                engine.commands(),
+                Arc::clone(&clock),
+            )?),
+            None => None,
+        };
+        let mut sources = Vec::new();
+        if let Some(plan) = replay_plan {
+            let replay = plan
+                .spawn(engine.commands())
+                .context("failed to start the replay thread")?;
+            sources.push(replay);
+        } else if api.is_none() || options.simulate {
+            let simulator_options = SimulatorOptions {
+                users: options.users as usize,
+                seed: options.seed,
+                idle_timeout: options.idle_timeout(),
+            };
+            let simulator = simulator::spawn(simulator_options, engine.commands(), clock)
+                .context("failed to start the simulator thread")?;
+            sources.push(simulator);
         }
+        sources.extend(api);
+        Ok(Runtime {
+            engine,
+            updates,
+            sources,
+        })
     }
 
-    /// Stops the source, then the engine. Returns the updates still in the channel
+    /// Returns the address the API listens on, when it runs.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.sources.iter().find_map(RunningSource::local_addr)
+    }
+
+    /// Returns whether every source has run out of input. The simulator and the API
+    /// never do.
+    pub fn sources_finished(&self) -> bool {
+        self.sources
+            .iter()
+            .all(|source| source.stats().is_finished())
+    }
+
+    /// Stops the sources, then the engine. Returns the updates still in the channel
     /// followed by those the engine could not send, in order.
     pub fn shutdown(self) -> Vec<Update> {
         let Runtime {
             engine,
             updates,
-            source,
+            sources,
         } = self;
-        source.stop();
+        for source in sources {
+            source.stop();
+        }
         let leftovers = engine.shutdown();
         let mut all: Vec<Update> = updates.try_iter().collect();
         all.extend(leftovers);
@@ -99,4 +129,29 @@ impl Runtime {
             .sync(Duration::from_secs(30))
             .context("the engine did not finish applying the input")
     }
+}
+
+fn open_replay(path: &Path, options: &Options) -> anyhow::Result<ReplayPlan> {
+    let speed = match options.speed {
+        Speed::Factor(factor) => replay::Speed::Factor(factor),
+        Speed::Max => replay::Speed::Max,
+    };
+    let plan = ReplayPlan::open(ReplayOptions {
+        path: path.to_owned(),
+        speed,
+        reorder_window: options.reorder_window,
+    })?;
+    Ok(plan)
+}
+
+/// Builds the API's options, reading the token file if one is given.
+fn api_options(listen: SocketAddr, options: &Options) -> anyhow::Result<ApiOptions> {
+    let token = match &options.token_file {
+        Some(path) => Some(Token::from_file(path)?),
+        None => None,
+    };
+    Ok(ApiOptions {
+        token,
+        ..ApiOptions::new(listen)
+    })
 }

@@ -50,7 +50,7 @@ fn app_with_sessions(name: &str, picker: PathPicker) -> (MonitorApp, ManualClock
     let runtime = Runtime {
         engine,
         updates,
-        source,
+        sources: vec![source],
     };
     (MonitorApp::new(runtime, picker, None), clock)
 }

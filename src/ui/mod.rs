@@ -45,21 +45,21 @@ pub struct MonitorApp {
     log_view: LogView,
     settings: SettingsForm,
     export: ExportFlow,
-    source: SourceSummary,
+    sources: Vec<SourceSummary>,
     last_error: Option<String>,
     export_on_exit: Option<PathBuf>,
     close_at: Option<Instant>,
 }
 
 impl MonitorApp {
-    /// Creates the app over a running engine and source. `picker` requests export paths from the user;
+    /// Creates the app over a running engine and its sources. `picker` requests export paths from the user;
     /// `export_on_exit` is written when the app shuts down.
     pub fn new(runtime: Runtime, picker: PathPicker, export_on_exit: Option<PathBuf>) -> Self {
         MonitorApp {
             clock: Arc::clone(runtime.engine.clock()),
             commands: runtime.engine.commands(),
             updates: runtime.updates.clone(),
-            source: SourceSummary::of(&runtime.source),
+            sources: runtime.sources.iter().map(SourceSummary::of).collect(),
             runtime: Some(runtime),
             status: None,
             rows: SessionRows::default(),
@@ -150,7 +150,7 @@ impl MonitorApp {
                     clock: &self.clock,
                     stale,
                     sessions: self.rows.len(),
-                    source: &self.source,
+                    sources: &self.sources,
                     last_error: self.last_error.as_deref(),
                     export_busy: self.export.is_busy(),
                 };
@@ -259,7 +259,7 @@ impl MonitorApp {
         ctx.request_repaint_after(until_close.map_or(until_tick, |close| close.min(until_tick)));
     }
 
-    /// Stops the source and the engine, applies their last updates, and writes the log
+    /// Stops the sources and the engine, applies their last updates, and writes the log
     /// to the exit export path if one was given. Safe to call more than once.
     pub fn shutdown(&mut self) {
         let Some(runtime) = self.runtime.take() else {

@@ -65,7 +65,7 @@ impl SettingsForm {
     }
 }
 
-/// The source as the panel shows it.
+/// A source as the panel shows it.
 #[derive(Debug, Clone)]
 pub struct SourceSummary {
     /// Kind of source.
@@ -97,8 +97,8 @@ pub struct StatusView<'a> {
     pub stale: usize,
     /// Sessions shown in the table.
     pub sessions: usize,
-    /// The source and its counters.
-    pub source: &'a SourceSummary,
+    /// The sources and their counters, one line each.
+    pub sources: &'a [SourceSummary],
     /// Latest engine error, if any.
     pub last_error: Option<&'a str>,
     /// Whether an export is under way.
@@ -132,7 +132,9 @@ pub fn status_panel_ui(
         form.sync_with(status);
         settings_ui(ui, form, &mut actions);
     }
-    source_ui(ui, view);
+    for source in view.sources {
+        source_ui(ui, source, view.clock);
+    }
     if let Some(error) = view.last_error {
         ui.colored_label(ui.visuals().error_fg_color, format!("Last error: {error}"));
     }
@@ -230,23 +232,29 @@ fn settings_ui(ui: &mut egui::Ui, form: &mut SettingsForm, actions: &mut Vec<Sta
     });
 }
 
-fn source_ui(ui: &mut egui::Ui, view: &StatusView<'_>) {
-    let source = view.source;
+fn source_ui(ui: &mut egui::Ui, source: &SourceSummary, clock: &SharedClock) {
     let stats = &source.stats;
     ui.horizontal_wrapped(|ui| {
         ui.label(format!("Source: {}", source.description));
         if source.kind == Source::Replay {
             ui.separator();
-            let log_time = view.clock.wall_time(view.clock.now());
+            let log_time = clock.wall_time(clock.now());
             ui.label(format!(
                 "log time {}",
                 log_time.format("%Y-%m-%d %H:%M:%S UTC")
             ));
             ui.separator();
-            match view.clock.speed() {
+            match clock.speed() {
                 Some(speed) => ui.label(format!("speed {speed}×")),
                 None => ui.label("maximum speed"),
             };
+        }
+        if source.kind == Source::Api {
+            ui.separator();
+            let per_sec = SourceStats::get(&stats.requests_per_sec);
+            ui.label(format!("{per_sec} requests/s"));
+            ui.separator();
+            ui.label(format!("{} requests", SourceStats::get(&stats.requests)));
         }
         ui.separator();
         ui.label(format!("{} reports", SourceStats::get(&stats.reports_sent)));
@@ -256,7 +264,10 @@ fn source_ui(ui: &mut egui::Ui, view: &StatusView<'_>) {
             ui.label(format!("{lines} lines read"));
         }
         let rejected = SourceStats::get(&stats.rejected);
-        if rejected > 0 {
+        if source.kind == Source::Api {
+            ui.separator();
+            ui.label(format!("{rejected} rejected"));
+        } else if rejected > 0 {
             ui.separator();
             ui.colored_label(ui.visuals().warn_fg_color, format!("{rejected} skipped"));
         }
