@@ -8,4 +8,5 @@ pub mod headless;
 pub mod log_book;
 pub mod runtime;
 pub mod sources;
+#[cfg(feature = "gui")]
 pub mod ui;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 pub use self::export_flow::{ExportFlow, PathPicker, system_picker};
-pub use self::log_panel::LogView;
+pub use self::log_panel::{LogView, log_panel_ui};
 pub use self::rows::{Column, SessionRows};
 use self::status_panel::{SettingsForm, SourceSummary, StatusAction, StatusView};
 use crate::engine::Waker;
