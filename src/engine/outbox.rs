@@ -136,7 +136,7 @@ impl Outbox {
     /// a snapshot; otherwise up to the per-update limit, with the touched sessions added
     /// to the update that empties the record queue.
     fn take_update(&mut self, store: &SessionStore, status: &Status) -> Update {
-        let snapshot = (self.dropped_unsent > 0).then(|| store.iter().cloned().collect());
+        let snapshot = (self.dropped_unsent > 0).then(|| store.iter().collect());
         let count = if snapshot.is_some() {
             self.records.len()
         } else {
@@ -146,7 +146,7 @@ impl Outbox {
         let touched = if self.records.is_empty() && snapshot.is_none() {
             self.touched
                 .drain()
-                .filter_map(|id| store.get(id.as_str()).cloned())
+                .filter_map(|id| store.get(id.as_str()))
                 .collect()
         } else {
             Vec::new()

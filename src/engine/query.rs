@@ -124,8 +124,8 @@ pub(crate) fn answer(query: Query, context: QueryContext<'_>) -> Answer {
     } = context;
     let mut stale = None;
     let sessions = match query {
-        Query::Sessions { limit } => store.iter().take(limit).cloned().collect(),
-        Query::Session(id) => store.get(id.as_str()).cloned().into_iter().collect(),
+        Query::Sessions { limit } => store.iter().take(limit).collect(),
+        Query::Session(id) => store.get(id.as_str()).into_iter().collect(),
         Query::Stats => {
             let count = stale_cutoff(now, status.idle_timeout)
                 .map_or(0, |cutoff| store.count_stale(cutoff));

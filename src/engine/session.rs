@@ -5,15 +5,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use ecow::EcoString;
 use serde::Serialize;
 
 use super::clock::MonoTime;
 
 /// A validated session id: non-empty UTF-8, at most [`SessionId::MAX_LEN`] bytes, with no
-/// control characters. Cloning shares the text, so the engine and the UI mirror hold one
-/// copy of each id.
+/// control characters. It takes 16 bytes: an id of up to 15 bytes is stored inline, with
+/// no allocation, and a longer one is shared on the heap, so cloning never copies its
+/// text.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(Arc<str>);
+pub struct SessionId(EcoString);
 
 /// Why a session id was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,7 +52,7 @@ impl SessionId {
     /// Validates `text` as a session id.
     pub fn new(text: &str) -> Result<Self, InvalidId> {
         Self::validate(text)?;
-        Ok(SessionId(Arc::from(text)))
+        Ok(SessionId(EcoString::from(text)))
     }
 
     /// Validates raw bytes as a session id, rejecting invalid UTF-8.
@@ -84,6 +86,12 @@ impl SessionId {
     /// Returns the id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Returns an empty id, which fails validation, for slots of session tables that
+    /// hold no session. It never equals a valid id and allocates nothing.
+    pub(crate) fn placeholder() -> SessionId {
+        SessionId(EcoString::new())
     }
 }
 
@@ -187,6 +195,22 @@ mod tests {
     #[test]
     fn id_accepts_non_ascii() {
         assert!(SessionId::new("مرحبا-ü-e\u{301}").is_ok());
+    }
+
+    #[test]
+    fn id_is_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<SessionId>(), 16);
+        let long = SessionId::new(&"x".repeat(200)).unwrap();
+        assert_eq!(long.clone().as_str(), "x".repeat(200));
+    }
+
+    #[test]
+    fn placeholder_is_not_a_valid_id() {
+        let placeholder = SessionId::placeholder();
+        assert_eq!(
+            SessionId::validate(placeholder.as_str()),
+            Err(InvalidId::Empty)
+        );
     }
 
     #[test]

@@ -1,27 +1,112 @@
 //! The session map, owned by the engine worker.
 //!
-//! Sessions live in a slab and are threaded on a doubly linked list ordered by last
-//! activity, oldest first, so a sweep pops stale sessions from the front and its cost
-//! grows with the number removed, not with the size of the map. A hash table of slab
-//! indices finds a session by id without storing the id twice.
+//! Sessions live in a slab of fixed-size nodes, and a hash table of slab indices finds
+//! one by id without storing the id twice. Order of last activity is kept in an
+//! activity queue: a ring of slab indices appended to whenever a session's last
+//! activity moves forward. The entry a session leaves behind becomes a tombstone, and
+//! the queue is compacted once tombstones outnumber sessions. Activity stamped earlier
+//! than the newest queue entry goes to a small ordered set instead, so both stay in
+//! order of last activity.
+//!
+//! A sweep reads the queue from the front, so it visits only stale sessions and the
+//! tombstones between them. Its reads of the slab do not depend on each other, so the
+//! processor overlaps their cache misses instead of following a chain of links. When a
+//! large share of the map is stale, a sweep also leaves the hash table alone while it
+//! removes sessions and then clears their entries in one pass over the table, which
+//! reads it in memory order. Either way a sweep runs in steps of bounded work.
+//!
+//! Times are stored as nanoseconds since the clock's origin in a `u64`, which covers
+//! about 584 years; later times are stored as that limit.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::time::Duration;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use super::clock::MonoTime;
 use super::session::{Session, SessionId, SessionMeta, Source};
 
-const NIL: u32 = u32::MAX;
+/// End of the free list, and the queue entry of a session that moved on.
+const NONE: u32 = u32::MAX;
 
+/// A sweep switches to deferred index cleanup when at least this share of the map is
+/// stale: 1/16, about 6%. Below it, removing each entry from the hash table directly is
+/// cheaper than a pass over the whole table.
+const DEFERRED_SHARE_DIVISOR: usize = 16;
+
+/// Tombstones a sweep step may skip per session it is allowed to remove.
+const SKIPS_PER_REMOVAL: usize = 16;
+
+/// Hash table buckets a sweep step may clean per session it is allowed to remove.
+const BUCKETS_PER_REMOVAL: usize = 64;
+
+/// The queue is compacted when it has this many tombstones more than sessions, so
+/// compaction never runs for small maps.
+const COMPACTION_SLACK: usize = 4096;
+
+/// Queue entries read ahead of the one being swept, so their nodes are already on
+/// their way from memory.
+const PREFETCH_DISTANCE: usize = 16;
+
+/// Slab slots read to estimate the share of stale sessions. With 128, a map with 1% stale
+/// passes the 1/16 threshold with a probability below 0.1%.
+const SHARE_SAMPLES: usize = 128;
+
+/// Nanoseconds since the clock's origin.
+type Nanos = u64;
+
+fn to_nanos(at: MonoTime) -> Nanos {
+    u64::try_from(at.since_origin().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn from_nanos(nanos: Nanos) -> MonoTime {
+    MonoTime::from_duration(Duration::from_nanos(nanos))
+}
+
+/// State of a slab node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Free for a new session; `link` is the next free slot.
+    Vacant,
+    /// A session in the activity queue; `link` is its queue position.
+    Queued,
+    /// A session in the set of out-of-order activity.
+    Late,
+    /// Removed by a sweep with deferred cleanup; its hash table entry is still there.
+    Parked,
+}
+
+/// One slab slot: 48 bytes.
 #[derive(Debug)]
 struct Node {
-    session: Session,
-    /// Neighbour with older (or equal) last activity, or `NIL`.
-    prev: u32,
-    /// Neighbour with newer (or equal) last activity, or `NIL`.
-    next: u32,
+    id: SessionId,
+    created: Nanos,
+    last_active: Nanos,
+    activity_count: u64,
+    link: u32,
+    source: Source,
+    place: Place,
+    has_meta: bool,
+}
+
+impl Node {
+    fn vacant(next_free: u32) -> Node {
+        Node {
+            id: SessionId::placeholder(),
+            created: 0,
+            last_active: 0,
+            activity_count: 0,
+            link: next_free,
+            source: Source::Simulator,
+            place: Place::Vacant,
+            has_meta: false,
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        matches!(self.place, Place::Queued | Place::Late)
+    }
 }
 
 /// What applying one activity report did to the map.
@@ -39,15 +124,27 @@ pub enum TouchOutcome {
     },
 }
 
-/// Sessions by id, ordered by last activity.
-#[derive(Debug, Default)]
-pub struct SessionStore {
-    index: HashTable<u32>,
-    hasher: DefaultHashBuilder,
-    nodes: Vec<Option<Node>>,
-    free: Vec<u32>,
-    head: Option<u32>,
-    tail: Option<u32>,
+/// How a sweep removes hash table entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SweepStrategy {
+    /// Deferred cleanup when a sample of the map at the start of a sweep finds at least
+    /// 1/16 of it stale, and removal of entries one by one below that.
+    #[default]
+    Auto,
+    /// Remove each session's hash table entry as the session is removed.
+    Direct,
+    /// Remove sessions first, then clear their entries in one pass over the table.
+    Deferred,
+}
+
+/// What one sweep step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepProgress {
+    /// Sessions the step removed.
+    pub removed: usize,
+    /// Whether the sweep is complete: no session at or before the cutoff is left and
+    /// the hash table contains no entries of removed sessions.
+    pub finished: bool,
 }
 
 /// Returns the latest last-activity time that is stale at `now`, or `None` when nothing
@@ -56,39 +153,183 @@ pub fn stale_cutoff(now: MonoTime, idle_timeout: Duration) -> Option<MonoTime> {
     now.checked_sub(idle_timeout)
 }
 
+/// Slab indices in order of their sessions' last activity, oldest first.
+#[derive(Debug, Default)]
+struct ActivityQueue {
+    /// Slab indices, or [`NONE`] where a session moved on.
+    entries: VecDeque<u32>,
+    /// Position of `entries[0]`. Positions wrap, which is safe because the queue never
+    /// contains 2^32 entries.
+    front: u32,
+    /// Last activity of the newest entry ever appended; earlier activity is late.
+    newest: Nanos,
+    /// Entries that are not tombstones.
+    live: usize,
+}
+
+impl ActivityQueue {
+    fn index_of(&self, position: u32) -> usize {
+        position.wrapping_sub(self.front) as usize
+    }
+
+    fn position_of(&self, index: usize) -> u32 {
+        self.front.wrapping_add(index as u32)
+    }
+
+    fn push(&mut self, slot: u32, last_active: Nanos) -> u32 {
+        let position = self.position_of(self.entries.len());
+        self.entries.push_back(slot);
+        self.newest = last_active;
+        self.live += 1;
+        position
+    }
+
+    fn bury(&mut self, position: u32) {
+        let index = self.index_of(position);
+        if index == 0 {
+            self.entries.pop_front();
+            self.front = self.front.wrapping_add(1);
+        } else {
+            self.entries[index] = NONE;
+        }
+        self.live -= 1;
+    }
+
+    /// Drops tombstones from the front, at most `budget`. Returns how many it dropped.
+    fn drop_front_tombstones(&mut self, budget: usize) -> usize {
+        let mut dropped = 0;
+        while dropped < budget && self.entries.front() == Some(&NONE) {
+            self.entries.pop_front();
+            self.front = self.front.wrapping_add(1);
+            dropped += 1;
+        }
+        dropped
+    }
+
+    fn tombstones(&self) -> usize {
+        self.entries.len() - self.live
+    }
+}
+
+/// Slots removed by a sweep with deferred cleanup. Their hash table entries are cleared
+/// in one pass over the table, and then the slots are freed in one pass over the bitmap,
+/// both in bounded steps.
+#[derive(Debug, Default)]
+struct Parked {
+    /// One bit per slab slot, set for parked slots.
+    bits: Vec<u64>,
+    /// Parked slots not yet freed.
+    count: usize,
+    /// Parked slots whose hash table entry is still there.
+    indexed: usize,
+    /// Next hash table bucket to check while `indexed > 0`, then next bitmap word to free.
+    cursor: usize,
+}
+
+impl Parked {
+    fn contains(&self, slot: u32) -> bool {
+        let slot = slot as usize;
+        self.bits
+            .get(slot / 64)
+            .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+    }
+
+    fn insert(&mut self, slot: u32, slab_len: usize) {
+        if self.bits.len() * 64 < slab_len {
+            self.bits.resize(slab_len.div_ceil(64), 0);
+        }
+        let index = slot as usize;
+        self.bits[index / 64] |= 1 << (index % 64);
+        if self.indexed == 0 {
+            // Freeing had started or not begun: the new entry needs a cleaning pass.
+            self.cursor = 0;
+        }
+        self.count += 1;
+        self.indexed += 1;
+    }
+}
+
+/// The sweep in progress, identified by its cutoff.
+#[derive(Debug, Clone, Copy)]
+struct SweepState {
+    cutoff: Nanos,
+    deferred: bool,
+}
+
+/// Sessions by id, ordered by last activity.
+#[derive(Debug, Default)]
+pub struct SessionStore {
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    nodes: Vec<Node>,
+    free: Option<u32>,
+    len: usize,
+    queue: ActivityQueue,
+    /// Sessions whose activity was earlier than the newest queue entry, by last
+    /// activity then slot.
+    late: BTreeSet<(Nanos, u32)>,
+    /// Metadata by slot, for the sessions that have any.
+    meta: HashMap<u32, SessionMeta>,
+    parked: Parked,
+    sweep: Option<SweepState>,
+    strategy: SweepStrategy,
+}
+
 impl SessionStore {
     /// Creates an empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Sets how sweeps remove hash table entries. Each strategy removes the same
+    /// sessions in the same order; they differ only in speed.
+    pub fn set_sweep_strategy(&mut self, strategy: SweepStrategy) {
+        self.strategy = strategy;
+    }
+
     /// Returns the number of sessions.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
     /// Returns whether the store has no sessions.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len == 0
     }
 
     /// Returns the session with this id.
-    pub fn get(&self, id: &str) -> Option<&Session> {
-        self.find(id).map(|slot| &self.node(slot).session)
+    pub fn get(&self, id: &str) -> Option<Session> {
+        self.find(id).map(|slot| self.session(slot))
     }
 
     /// Returns the session with the oldest last activity.
-    pub fn least_recently_active(&self) -> Option<&Session> {
-        self.head.map(|slot| &self.node(slot).session)
+    pub fn least_recently_active(&self) -> Option<Session> {
+        self.oldest_slot().map(|slot| self.session(slot))
     }
 
     /// Iterates over the sessions from the least to the most recently active.
-    pub fn iter(&self) -> impl Iterator<Item = &Session> + '_ {
-        let mut cursor = self.head;
+    pub fn iter(&self) -> impl Iterator<Item = Session> + '_ {
+        let mut queued = self.queue.entries.iter().filter(|&&slot| slot != NONE);
+        let mut late = self.late.iter();
+        let mut next_queued = queued.next().copied();
+        let mut next_late = late.next().copied();
         std::iter::from_fn(move || {
-            let node = self.node(cursor?);
-            cursor = link(node.next);
-            Some(&node.session)
+            let take_late = match (next_queued, next_late) {
+                (None, None) => return None,
+                (Some(slot), Some((at, _))) => at < self.nodes[slot as usize].last_active,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            let slot = if take_late {
+                let (_, slot) = next_late?;
+                next_late = late.next().copied();
+                slot
+            } else {
+                let slot = next_queued?;
+                next_queued = queued.next().copied();
+                slot
+            };
+            Some(self.session(slot))
         })
     }
 
@@ -104,37 +345,36 @@ impl SessionStore {
         at: MonoTime,
         idle_timeout: Duration,
     ) -> TouchOutcome {
+        let at = to_nanos(at);
         let Some(slot) = self.find(id.as_str()) else {
-            self.insert(Session {
-                id: id.clone(),
-                source,
-                created: at,
-                last_active: at,
-                activity_count: 1,
-                meta: None,
-            });
+            self.insert(id.clone(), source, at);
             return TouchOutcome::Created;
         };
 
-        let session = &mut self.node_mut(slot).session;
-        if session.is_stale_at(at, idle_timeout) {
-            let renewed = Session {
-                id: id.clone(),
-                source,
-                created: at,
-                last_active: at,
-                activity_count: 1,
-                meta: None,
-            };
-            let expired = std::mem::replace(session, renewed);
-            self.reposition(slot);
+        let node = &self.nodes[slot as usize];
+        let idle = at.saturating_sub(node.last_active);
+        if u128::from(idle) >= idle_timeout.as_nanos() {
+            let expired = self.session(slot);
+            if node.has_meta {
+                self.meta.remove(&slot);
+            }
+            self.detach(slot);
+            let node = &mut self.nodes[slot as usize];
+            node.source = source;
+            node.created = at;
+            node.last_active = at;
+            node.activity_count = 1;
+            node.has_meta = false;
+            self.attach(slot);
             return TouchOutcome::Renewed { expired };
         }
 
-        session.activity_count += 1;
-        if at > session.last_active {
-            session.last_active = at;
-            self.reposition(slot);
+        let node = &mut self.nodes[slot as usize];
+        node.activity_count += 1;
+        if at > node.last_active {
+            self.detach(slot);
+            self.nodes[slot as usize].last_active = at;
+            self.attach(slot);
         }
         TouchOutcome::Touched
     }
@@ -144,85 +384,217 @@ impl SessionStore {
         let Some(slot) = self.find(id) else {
             return false;
         };
-        self.node_mut(slot).session.meta = Some(meta);
+        self.nodes[slot as usize].has_meta = true;
+        self.meta.insert(slot, meta);
         true
     }
 
     /// Removes the session with this id.
     pub fn remove(&mut self, id: &str) -> Option<Session> {
         let slot = self.find(id)?;
-        Some(self.remove_slot(slot))
+        self.detach(slot);
+        Some(self.release(slot))
     }
 
-    /// Removes up to `limit` sessions whose last activity is at or before `cutoff`,
-    /// oldest first, passing each to `on_removed`. Returns how many it removed; fewer
-    /// than `limit` means no stale session is left.
-    pub fn pop_stale(
+    /// Runs one step of a sweep that removes every session whose last activity is at
+    /// or before `cutoff`, oldest first, passing each to `on_removed`.
+    ///
+    /// A step removes at most `limit` sessions and skips or cleans a bounded multiple
+    /// of `limit` tombstones and hash table buckets, so the caller can serve other
+    /// requests between steps. Activity applied between steps may keep a session
+    /// whose new last activity is after `cutoff`. Call again with the same cutoff
+    /// until the step reports the sweep finished. A step with another cutoff starts a
+    /// new sweep, which also finishes any cleanup an earlier sweep left.
+    ///
+    /// `limit` must be above zero.
+    pub fn sweep_step(
         &mut self,
         cutoff: MonoTime,
         limit: usize,
         mut on_removed: impl FnMut(Session),
-    ) -> usize {
+    ) -> SweepProgress {
+        let cutoff = to_nanos(cutoff);
+        let state = match self.sweep {
+            Some(state) if state.cutoff == cutoff => state,
+            _ => self.start_sweep(cutoff),
+        };
+
+        let mut skips_left = limit.saturating_mul(SKIPS_PER_REMOVAL);
         let mut removed = 0;
+        let mut stale_left = true;
         while removed < limit {
-            let Some(head) = self.head else { break };
-            if self.node(head).session.last_active > cutoff {
+            let skipped = self.queue.drop_front_tombstones(skips_left);
+            skips_left -= skipped;
+            if self.queue.entries.front() == Some(&NONE) {
                 break;
             }
-            on_removed(self.remove_slot(head));
+            let Some(slot) = self.oldest_slot() else {
+                stale_left = false;
+                break;
+            };
+            if self.nodes[slot as usize].last_active > cutoff {
+                stale_left = false;
+                break;
+            }
+            self.prefetch_queued(PREFETCH_DISTANCE);
+            self.detach(slot);
+            let session = if state.deferred {
+                self.park(slot)
+            } else {
+                self.release(slot)
+            };
+            on_removed(session);
             removed += 1;
         }
-        removed
+
+        if !stale_left && self.parked.count > 0 {
+            self.clean_parked(limit.saturating_mul(BUCKETS_PER_REMOVAL));
+        }
+        let finished = !stale_left && self.parked.count == 0;
+        if finished {
+            self.sweep = None;
+        }
+        SweepProgress { removed, finished }
     }
 
-    /// Counts sessions whose last activity is at or before `cutoff`, visiting only those.
+    /// Counts sessions whose last activity is at or before `cutoff`, visiting only
+    /// those and the tombstones between them.
     pub fn count_stale(&self, cutoff: MonoTime) -> usize {
-        self.iter()
-            .take_while(|session| session.last_active <= cutoff)
-            .count()
+        let cutoff = to_nanos(cutoff);
+        let queued = self
+            .queue
+            .entries
+            .iter()
+            .filter(|&&slot| slot != NONE)
+            .take_while(|&&slot| self.nodes[slot as usize].last_active <= cutoff)
+            .count();
+        let late = self.late.range(..=(cutoff, u32::MAX)).count();
+        queued + late
+    }
+
+    fn start_sweep(&mut self, cutoff: Nanos) -> SweepState {
+        let deferred = match self.strategy {
+            SweepStrategy::Direct => false,
+            SweepStrategy::Deferred => true,
+            SweepStrategy::Auto => self.large_share_stale(cutoff),
+        };
+        let state = SweepState { cutoff, deferred };
+        self.sweep = Some(state);
+        state
+    }
+
+    /// Returns whether at least 1/16 of the sessions are stale at `cutoff`, estimated
+    /// from [`SHARE_SAMPLES`] slab slots picked at random. Queue positions would give
+    /// the count directly only without tombstones, and after a burst of touches most of
+    /// the queue front is tombstones.
+    fn large_share_stale(&self, cutoff: Nanos) -> bool {
+        if self.nodes.is_empty() {
+            return false;
+        }
+        let mut rng = fastrand::Rng::with_seed(cutoff);
+        let (mut live, mut stale) = (0, 0);
+        for _ in 0..SHARE_SAMPLES {
+            let node = &self.nodes[rng.usize(0..self.nodes.len())];
+            if node.is_live() {
+                live += 1;
+                stale += usize::from(node.last_active <= cutoff);
+            }
+        }
+        live > 0 && stale * DEFERRED_SHARE_DIVISOR >= live
+    }
+
+    /// Returns the session with the oldest last activity: the queue front or the
+    /// earliest late session, whichever is older. Expects no tombstone at the front.
+    fn oldest_slot(&self) -> Option<u32> {
+        let queued = self
+            .queue
+            .entries
+            .iter()
+            .find(|&&slot| slot != NONE)
+            .copied();
+        let late = self.late.first().copied();
+        match (queued, late) {
+            (Some(slot), Some((at, late_slot))) => {
+                if at < self.nodes[slot as usize].last_active {
+                    Some(late_slot)
+                } else {
+                    Some(slot)
+                }
+            }
+            (Some(slot), None) => Some(slot),
+            (None, Some((_, slot))) => Some(slot),
+            (None, None) => None,
+        }
+    }
+
+    /// Asks the processor to load the node of the queue entry `distance` behind the
+    /// front, which a sweep is about to read.
+    fn prefetch_queued(&self, distance: usize) {
+        let Some(&slot) = self.queue.entries.get(distance) else {
+            return;
+        };
+        if let Some(node) = self.nodes.get(slot as usize) {
+            prefetch(node);
+        }
+    }
+
+    fn session(&self, slot: u32) -> Session {
+        let node = &self.nodes[slot as usize];
+        Session {
+            id: node.id.clone(),
+            source: node.source,
+            created: from_nanos(node.created),
+            last_active: from_nanos(node.last_active),
+            activity_count: node.activity_count,
+            meta: node
+                .has_meta
+                .then(|| self.meta.get(&slot).cloned())
+                .flatten(),
+        }
     }
 
     fn hash(&self, id: &str) -> u64 {
         self.hasher.hash_one(id)
     }
 
+    /// Finds the slot of a live session. Hash table entries of parked slots are still
+    /// there during a deferred cleanup, so the place is checked too.
     fn find(&self, id: &str) -> Option<u32> {
         let hash = self.hash(id);
+        let nodes = &self.nodes;
         self.index
-            .find(hash, |&slot| self.node(slot).session.id.as_str() == id)
+            .find(hash, |&slot| {
+                let node = &nodes[slot as usize];
+                node.id.as_str() == id && node.is_live()
+            })
             .copied()
     }
 
-    fn node(&self, slot: u32) -> &Node {
-        self.nodes[slot as usize]
-            .as_ref()
-            .expect("linked slot holds a node")
-    }
-
-    fn node_mut(&mut self, slot: u32) -> &mut Node {
-        self.nodes[slot as usize]
-            .as_mut()
-            .expect("linked slot holds a node")
-    }
-
-    fn insert(&mut self, session: Session) {
-        let hash = self.hash(session.id.as_str());
+    fn insert(&mut self, id: SessionId, source: Source, at: Nanos) {
+        let hash = self.hash(id.as_str());
         let node = Node {
-            session,
-            prev: NIL,
-            next: NIL,
+            id,
+            created: at,
+            last_active: at,
+            activity_count: 1,
+            link: NONE,
+            source,
+            place: Place::Vacant,
+            has_meta: false,
         };
-        let slot = match self.free.pop() {
+        let slot = match self.free {
             Some(slot) => {
-                self.nodes[slot as usize] = Some(node);
+                let next = self.nodes[slot as usize].link;
+                self.free = (next != NONE).then_some(next);
+                self.nodes[slot as usize] = node;
                 slot
             }
             None => {
                 let slot = u32::try_from(self.nodes.len())
                     .ok()
-                    .filter(|&slot| slot != NIL)
+                    .filter(|&slot| slot != NONE)
                     .expect("session store holds fewer than 2^32 - 1 sessions");
-                self.nodes.push(Some(node));
+                self.nodes.push(node);
                 slot
             }
         };
@@ -230,90 +602,163 @@ impl SessionStore {
         let nodes = &self.nodes;
         let hasher = &self.hasher;
         self.index.insert_unique(hash, slot, |&other| {
-            let node = nodes[other as usize]
-                .as_ref()
-                .expect("indexed slot holds a node");
-            hasher.hash_one(node.session.id.as_str())
+            hasher.hash_one(nodes[other as usize].id.as_str())
         });
-        self.link_in_order(slot);
+        self.len += 1;
+        self.attach(slot);
     }
 
-    fn remove_slot(&mut self, slot: u32) -> Session {
-        self.unlink(slot);
-        let hash = self.hash(self.node(slot).session.id.as_str());
+    /// Puts a live node into the queue, or into the late set when its last activity is
+    /// earlier than the newest queue entry.
+    fn attach(&mut self, slot: u32) {
+        let at = self.nodes[slot as usize].last_active;
+        if at >= self.queue.newest {
+            let position = self.queue.push(slot, at);
+            let node = &mut self.nodes[slot as usize];
+            node.link = position;
+            node.place = Place::Queued;
+            self.compact_if_sparse();
+        } else {
+            self.late.insert((at, slot));
+            self.nodes[slot as usize].place = Place::Late;
+        }
+    }
+
+    /// Takes a live node out of the queue or the late set.
+    fn detach(&mut self, slot: u32) {
+        let node = &self.nodes[slot as usize];
+        match node.place {
+            Place::Queued => self.queue.bury(node.link),
+            Place::Late => {
+                self.late.remove(&(node.last_active, slot));
+            }
+            Place::Vacant | Place::Parked => unreachable!("only live nodes are detached"),
+        }
+    }
+
+    /// Frees a detached node and its hash table entry, and returns its session.
+    fn release(&mut self, slot: u32) -> Session {
+        let session = self.take_session(slot);
+        let hash = self.hash(session.id.as_str());
         match self.index.find_entry(hash, |&other| other == slot) {
             Ok(entry) => {
                 entry.remove();
             }
-            Err(_) => unreachable!("every linked slot is indexed"),
+            Err(_) => unreachable!("every live slot is indexed"),
         }
-        self.free.push(slot);
-        self.nodes[slot as usize]
-            .take()
-            .expect("linked slot holds a node")
-            .session
+        self.free_slot(slot);
+        session
     }
 
-    /// Moves `slot` to its place after its last activity changed.
-    fn reposition(&mut self, slot: u32) {
-        self.unlink(slot);
-        self.link_in_order(slot);
+    /// Frees a detached node but leaves its hash table entry for [`Self::clean_parked`].
+    fn park(&mut self, slot: u32) -> Session {
+        let session = self.take_session(slot);
+        self.nodes[slot as usize].place = Place::Parked;
+        self.parked.insert(slot, self.nodes.len());
+        session
     }
 
-    /// Links `slot` after the newest node whose last activity is not later than its own.
-    /// Activity is mostly newer than everything stored, so the walk from the tail is
-    /// short; an out-of-order time stamp walks back only over the newer nodes.
-    fn link_in_order(&mut self, slot: u32) {
-        let at = self.node(slot).session.last_active;
-        let mut before = self.tail;
-        while let Some(candidate) = before {
-            let node = self.node(candidate);
-            if node.session.last_active <= at {
-                break;
+    fn take_session(&mut self, slot: u32) -> Session {
+        let meta = match self.nodes[slot as usize].has_meta {
+            true => self.meta.remove(&slot),
+            false => None,
+        };
+        let node = &mut self.nodes[slot as usize];
+        node.has_meta = false;
+        self.len -= 1;
+        Session {
+            id: std::mem::replace(&mut node.id, SessionId::placeholder()),
+            source: node.source,
+            created: from_nanos(node.created),
+            last_active: from_nanos(node.last_active),
+            activity_count: node.activity_count,
+            meta,
+        }
+    }
+
+    fn free_slot(&mut self, slot: u32) {
+        self.nodes[slot as usize] = Node::vacant(self.free.unwrap_or(NONE));
+        self.free = Some(slot);
+    }
+
+    /// Clears the hash table entries of parked slots, then frees the slots, doing at
+    /// most `budget` units of work: a bucket checked, a bitmap word read or a slot freed.
+    fn clean_parked(&mut self, budget: usize) {
+        let mut budget = budget.max(1);
+        while budget > 0 && self.parked.indexed > 0 {
+            let buckets = self.index.num_buckets();
+            let end = self.parked.cursor.saturating_add(budget).min(buckets);
+            for bucket in self.parked.cursor..end {
+                if let Ok(entry) = self.index.get_bucket_entry(bucket)
+                    && self.parked.contains(*entry.get())
+                {
+                    entry.remove();
+                    self.parked.indexed -= 1;
+                }
             }
-            before = link(node.prev);
+            budget -= end - self.parked.cursor;
+            // Past the last bucket with entries left, the table grew or rehashed during
+            // the pass and moved them into buckets already checked: check again.
+            self.parked.cursor = if end == buckets || self.parked.indexed == 0 {
+                0
+            } else {
+                end
+            };
         }
-
-        let after = match before {
-            Some(before) => link(self.node(before).next),
-            None => self.head,
-        };
-        {
-            let node = self.node_mut(slot);
-            node.prev = before.unwrap_or(NIL);
-            node.next = after.unwrap_or(NIL);
+        while budget > 0 && self.parked.indexed == 0 && self.parked.count > 0 {
+            let word_index = self.parked.cursor;
+            let mut word = std::mem::take(&mut self.parked.bits[word_index]);
+            budget = budget.saturating_sub(1 + word.count_ones() as usize);
+            while word != 0 {
+                let slot = word_index * 64 + word.trailing_zeros() as usize;
+                self.free_slot(slot as u32);
+                self.parked.count -= 1;
+                word &= word - 1;
+            }
+            self.parked.cursor += 1;
         }
-        match before {
-            Some(before) => self.node_mut(before).next = slot,
-            None => self.head = Some(slot),
-        }
-        match after {
-            Some(after) => self.node_mut(after).prev = slot,
-            None => self.tail = Some(slot),
+        if self.parked.count == 0 {
+            self.parked = Parked::default();
         }
     }
 
-    fn unlink(&mut self, slot: u32) {
-        let (prev, next) = {
-            let node = self.node(slot);
-            (link(node.prev), link(node.next))
-        };
-        match prev {
-            Some(prev) => self.node_mut(prev).next = next.unwrap_or(NIL),
-            None => self.head = next,
+    /// Rewrites the queue without tombstones once they outnumber sessions by
+    /// [`COMPACTION_SLACK`]. Each rewrite costs one pass over the queue and one write
+    /// to each queued node, and happens at most once per that many touches.
+    fn compact_if_sparse(&mut self) {
+        if self.queue.tombstones() < self.queue.live + COMPACTION_SLACK {
+            return;
         }
-        match next {
-            Some(next) => self.node_mut(next).prev = prev.unwrap_or(NIL),
-            None => self.tail = prev,
+        let front = self.queue.front;
+        let entries = self.queue.entries.make_contiguous();
+        let mut kept = 0;
+        for index in 0..entries.len() {
+            let slot = entries[index];
+            if slot == NONE {
+                continue;
+            }
+            entries[kept] = slot;
+            self.nodes[slot as usize].link = front.wrapping_add(kept as u32);
+            kept += 1;
         }
-        let node = self.node_mut(slot);
-        node.prev = NIL;
-        node.next = NIL;
+        self.queue.entries.truncate(kept);
+        self.queue.entries.shrink_to(kept * 2);
     }
 }
 
-fn link(slot: u32) -> Option<u32> {
-    (slot != NIL).then_some(slot)
+/// Hints the processor to load `value` into the cache. A hint only: it never faults
+/// and changes no result.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: SSE is part of every x86_64 target, and a prefetch reads nothing the
+        // program sees and never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 #[cfg(test)]
@@ -330,8 +775,24 @@ mod tests {
         SessionId::new(text).unwrap()
     }
 
-    fn order(store: &SessionStore) -> Vec<&str> {
-        store.iter().map(|session| session.id.as_str()).collect()
+    fn order(store: &SessionStore) -> Vec<String> {
+        store.iter().map(|session| session.id.to_string()).collect()
+    }
+
+    /// Runs a whole sweep in steps of `limit` and returns the removed ids in order.
+    fn sweep(store: &mut SessionStore, cutoff: MonoTime, limit: usize) -> Vec<String> {
+        let mut removed = Vec::new();
+        loop {
+            let progress = store.sweep_step(cutoff, limit, |s| removed.push(s.id.to_string()));
+            if progress.finished {
+                return removed;
+            }
+        }
+    }
+
+    #[test]
+    fn node_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Node>(), 48);
     }
 
     #[test]
@@ -403,30 +864,109 @@ mod tests {
     }
 
     #[test]
-    fn pop_stale_removes_only_stale_oldest_first() {
-        let mut store = SessionStore::new();
-        for (name, secs) in [("a", 0), ("b", 50), ("c", 100), ("d", 200)] {
-            store.touch(&id(name), Source::Simulator, at(secs), TIMEOUT);
+    fn sweep_removes_only_stale_oldest_first() {
+        for strategy in [SweepStrategy::Direct, SweepStrategy::Deferred] {
+            let mut store = SessionStore::new();
+            store.set_sweep_strategy(strategy);
+            for (name, secs) in [("a", 0), ("b", 50), ("c", 100), ("d", 200)] {
+                store.touch(&id(name), Source::Simulator, at(secs), TIMEOUT);
+            }
+            let cutoff = stale_cutoff(at(400), TIMEOUT).unwrap();
+            assert_eq!(sweep(&mut store, cutoff, usize::MAX), ["a", "b", "c"]);
+            assert_eq!(order(&store), ["d"]);
+            assert!(store.get("a").is_none());
         }
-        let cutoff = stale_cutoff(at(400), TIMEOUT).unwrap();
-        let mut removed = Vec::new();
-        let count = store.pop_stale(cutoff, usize::MAX, |s| removed.push(s.id.to_string()));
-        assert_eq!(count, 3);
-        assert_eq!(removed, ["a", "b", "c"]);
-        assert_eq!(order(&store), ["d"]);
-        assert!(store.get("a").is_none());
     }
 
     #[test]
-    fn pop_stale_respects_limit() {
+    fn sweep_step_respects_limit() {
         let mut store = SessionStore::new();
         for n in 0..10 {
             store.touch(&id(&format!("s{n}")), Source::Simulator, at(n), TIMEOUT);
         }
         let cutoff = stale_cutoff(at(1000), TIMEOUT).unwrap();
-        assert_eq!(store.pop_stale(cutoff, 4, |_| {}), 4);
+        let progress = store.sweep_step(cutoff, 4, |_| {});
+        assert_eq!(progress.removed, 4);
+        assert!(!progress.finished);
         assert_eq!(store.len(), 6);
         assert_eq!(store.count_stale(cutoff), 6);
+    }
+
+    #[test]
+    fn late_activity_is_swept_in_order() {
+        let mut store = SessionStore::new();
+        store.touch(&id("new"), Source::Replay, at(100), TIMEOUT);
+        store.touch(&id("old"), Source::Replay, at(10), TIMEOUT);
+        store.touch(&id("mid"), Source::Replay, at(50), TIMEOUT);
+        assert_eq!(order(&store), ["old", "mid", "new"]);
+        let cutoff = stale_cutoff(at(360), TIMEOUT).unwrap();
+        assert_eq!(store.count_stale(cutoff), 2);
+        assert_eq!(sweep(&mut store, cutoff, 1), ["old", "mid"]);
+        assert_eq!(order(&store), ["new"]);
+    }
+
+    #[test]
+    fn deferred_sweep_hides_removed_sessions() {
+        let mut store = SessionStore::new();
+        store.set_sweep_strategy(SweepStrategy::Deferred);
+        for n in 0..100 {
+            store.touch(&id(&format!("s{n}")), Source::Api, at(n), TIMEOUT);
+        }
+        let cutoff = stale_cutoff(at(349), TIMEOUT).unwrap();
+        let progress = store.sweep_step(cutoff, 100, |_| {});
+        assert_eq!(progress.removed, 50);
+        assert!(store.get("s0").is_none());
+        assert_eq!(
+            store.touch(&id("s0"), Source::Api, at(400), TIMEOUT),
+            TouchOutcome::Created
+        );
+        while !store.sweep_step(cutoff, 1, |_| {}).finished {}
+        assert_eq!(store.len(), 51);
+        assert_eq!(store.index.len(), 51);
+    }
+
+    #[test]
+    fn auto_sweep_defers_when_many_are_stale() {
+        let mut store = SessionStore::new();
+        for n in 0..1000 {
+            store.touch(&id(&format!("s{n}")), Source::Api, at(n), TIMEOUT);
+        }
+        store.sweep_step(stale_cutoff(at(310), TIMEOUT).unwrap(), 1, |_| {});
+        assert!(!store.sweep.unwrap().deferred);
+        store.sweep = None;
+        store.sweep_step(stale_cutoff(at(800), TIMEOUT).unwrap(), 1, |_| {});
+        assert!(store.sweep.unwrap().deferred);
+    }
+
+    #[test]
+    fn queue_is_compacted() {
+        let mut store = SessionStore::new();
+        store.touch(&id("a"), Source::Api, at(0), TIMEOUT);
+        store.touch(&id("b"), Source::Api, at(0), TIMEOUT);
+        for n in 1..=3 * COMPACTION_SLACK as u64 {
+            let at = MonoTime::from_duration(Duration::from_millis(n));
+            store.touch(&id("b"), Source::Api, at, TIMEOUT);
+        }
+        assert!(store.queue.entries.len() <= 2 + COMPACTION_SLACK);
+        assert_eq!(order(&store), ["a", "b"]);
+    }
+
+    #[test]
+    fn meta_follows_the_session() {
+        let mut store = SessionStore::new();
+        store.touch(&id("a"), Source::Api, at(0), TIMEOUT);
+        let meta: SessionMeta = std::sync::Arc::new([("user".into(), "ana".into())].into());
+        assert!(store.set_meta("a", meta.clone()));
+        assert!(!store.set_meta("b", meta.clone()));
+        assert_eq!(store.get("a").unwrap().meta, Some(meta.clone()));
+        let TouchOutcome::Renewed { expired } =
+            store.touch(&id("a"), Source::Api, at(400), TIMEOUT)
+        else {
+            panic!("expected a renewal");
+        };
+        assert_eq!(expired.meta, Some(meta));
+        assert_eq!(store.get("a").unwrap().meta, None);
+        assert!(store.meta.is_empty());
     }
 
     #[test]

@@ -446,7 +446,7 @@ impl Worker {
             if let Some(hooks) = &hooks {
                 hooks.before_sweep_step();
             }
-            store.pop_stale(cutoff, limit, |session| removed.push(session))
+            store.sweep_step(cutoff, limit, |session| removed.push(session))
         }));
 
         // Sessions popped before a panic are gone from the map, so they are reported too.
@@ -458,7 +458,7 @@ impl Worker {
             sweep.removed += popped;
         }
         match outcome {
-            Ok(count) if count < limit => self.finish_sweep(),
+            Ok(progress) if progress.finished => self.finish_sweep(),
             Ok(_) => {}
             Err(payload) => self.fail_sweep(panic_message(payload.as_ref())),
         }
