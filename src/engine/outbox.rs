@@ -18,6 +18,9 @@ use super::event::{Record, Status, Update};
 use super::session::SessionId;
 use super::store::SessionStore;
 
+/// Touched sessions the outbox keeps room for between updates.
+const TOUCHED_CAPACITY_KEPT: usize = 4096;
+
 /// Limits of the outbox.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OutboxLimits {
@@ -154,12 +157,25 @@ impl Outbox {
         if snapshot.is_some() {
             self.touched.clear();
         }
+        self.release_burst_capacity();
         Update {
             records,
             touched,
             snapshot,
             records_dropped: std::mem::take(&mut self.dropped_unsent),
             status: status.clone(),
+        }
+    }
+
+    /// Frees the capacity that a burst of records or touched sessions left behind once
+    /// it has been sent, so that the memory held between bursts stays small.
+    fn release_burst_capacity(&mut self) {
+        let records = 2 * self.limits.max_records_per_update;
+        if self.records.is_empty() && self.records.capacity() > records {
+            self.records.shrink_to(records);
+        }
+        if self.touched.is_empty() && self.touched.capacity() > TOUCHED_CAPACITY_KEPT {
+            self.touched.shrink_to(TOUCHED_CAPACITY_KEPT);
         }
     }
 
