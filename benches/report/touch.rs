@@ -1,0 +1,74 @@
+//! Touches of existing sessions: ours against `moka::sync::Cache` with `time_to_idle`,
+//! on the same 1M keys and the same uniform random access sequence.
+
+use std::time::{Duration, Instant};
+
+use session_monitor::engine::session::{SessionId, Source};
+
+use crate::workload::{AgedStore, IDLE_TIMEOUT, at, keys, uniform_accesses};
+use crate::{Comparison, Figure, Target};
+
+/// Touches per timed run.
+const TOUCHES: usize = 1_000_000;
+
+const RUNS: usize = 3;
+
+pub fn compare() -> Vec<Comparison> {
+    let keys = keys(1_000_000);
+    let accesses = uniform_accesses(keys.len(), TOUCHES * RUNS, 11);
+
+    let mut aged = AgedStore::build(&keys, 5);
+    let mut clock = 2 * keys.len();
+    let ours = median_rate(&accesses, |batch| {
+        for &key in batch {
+            clock += 1;
+            aged.store
+                .touch(&keys[key as usize], Source::Api, at(clock), IDLE_TIMEOUT);
+        }
+    });
+    drop(aged);
+
+    let cache = moka_cache(&keys);
+    let theirs = median_rate(&accesses, |batch| {
+        for &key in batch {
+            std::hint::black_box(cache.get(&keys[key as usize]));
+        }
+    });
+
+    vec![
+        Comparison::new(
+            "touch 1M sessions at random against moka::sync::Cache (time_to_idle)",
+            Figure::PerSecond(ours, "touches"),
+            Figure::PerSecond(theirs, "touches"),
+            ours / theirs,
+        )
+        .target(Target::AtLeast(5.0)),
+    ]
+}
+
+/// A moka cache holding every key, whose entries expire after [`IDLE_TIMEOUT`] without
+/// a read or write: a read is moka's touch.
+fn moka_cache(keys: &[SessionId]) -> moka::sync::Cache<SessionId, u64> {
+    let cache = moka::sync::Cache::builder()
+        .time_to_idle(IDLE_TIMEOUT)
+        .build();
+    for (n, id) in keys.iter().enumerate() {
+        cache.insert(id.clone(), n as u64);
+    }
+    cache.run_pending_tasks();
+    cache
+}
+
+/// Runs `touch` over [`RUNS`] slices of `accesses` and returns the median rate.
+fn median_rate(accesses: &[u32], mut touch: impl FnMut(&[u32])) -> f64 {
+    let mut rates: Vec<f64> = accesses
+        .chunks(TOUCHES)
+        .map(|batch| {
+            let started = Instant::now();
+            touch(batch);
+            batch.len() as f64 / started.elapsed().max(Duration::from_nanos(1)).as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
