@@ -450,6 +450,9 @@ pub struct Status {
 pub struct Update {
     /// New log records, in order.
     pub records: Vec<Record>,
+    /// Sessions removed before `records` whose removal records were dropped because the
+    /// receiver did not keep up. Apply first.
+    pub removed: Vec<SessionId>,
     /// Sessions touched since the previous update, in their current state. Apply after
     /// `records`. Sessions removed since are left out.
     pub touched: Vec<SessionView>,

@@ -4,8 +4,9 @@
 //! Commands reach the worker over a bounded channel; updates leave it over another
 //! bounded channel. When that channel is full the worker never blocks: log records wait
 //! in the worker up to [`EngineConfig::max_pending_records`], past which the oldest are
-//! dropped and counted, and the next update carries the count and a snapshot of the map.
-//! Session changes are coalesced into the latest state of each changed session. The
+//! dropped and counted. The next update carries the count, the ids of the sessions whose
+//! removal records were dropped and, after any other dropped record, a snapshot of the
+//! map. Session changes are coalesced into the latest state of each changed session. The
 //! worker calls a [`Waker`] after each update it sends, so a window can repaint without
 //! polling.
 

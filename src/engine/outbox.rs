@@ -1,11 +1,13 @@
 //! Delivery of updates from the engine worker to its receiver over a bounded channel.
 //!
 //! Policy when the channel is full: nothing blocks the worker. Log records queue in the
-//! worker up to a cap; past it the oldest are dropped and counted, and the next update
-//! carries the count and a snapshot of the map so the receiver's copy is correct again.
-//! Session changes are coalesced: the worker remembers which sessions changed and sends
-//! their current state once, so a hidden window costs memory bounded by the map size
-//! plus the record cap.
+//! worker up to a cap; past it the oldest are dropped and counted. A dropped removal
+//! record leaves the id of the removed session behind, which the next updates carry, so
+//! a sweep of millions never needs a copy of the map. After any other dropped record
+//! the next update carries a snapshot of the map so the receiver's copy is correct
+//! again. Session changes are coalesced: the worker remembers which sessions changed
+//! and sends their current state once, so a hidden window costs memory bounded by the
+//! map size plus the record cap.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use hashbrown::HashSet;
 
 use super::Waker;
-use super::event::{Record, Status, Update};
+use super::event::{Event, Record, Status, Update};
 use super::session::SessionId;
 use super::store::SessionStore;
 
@@ -38,8 +40,12 @@ pub(crate) struct Outbox {
     limits: OutboxLimits,
     records: VecDeque<Record>,
     touched: HashSet<SessionId>,
+    /// Sessions whose removal records were dropped, oldest first.
+    removed: VecDeque<SessionId>,
     /// Records dropped since the last update that was sent.
     dropped_unsent: u64,
+    /// Whether a dropped record other than a removal calls for a snapshot.
+    snapshot_due: bool,
     dropped_total: u64,
     last_flush: Option<Instant>,
     disconnected: bool,
@@ -53,7 +59,9 @@ impl Outbox {
             limits,
             records: VecDeque::new(),
             touched: HashSet::new(),
+            removed: VecDeque::new(),
             dropped_unsent: 0,
+            snapshot_due: false,
             dropped_total: 0,
             last_flush: None,
             disconnected: false,
@@ -62,7 +70,10 @@ impl Outbox {
 
     pub fn push(&mut self, record: Record) {
         if self.records.len() >= self.limits.max_pending_records {
-            self.records.pop_front();
+            match self.records.pop_front().map(|record| record.event) {
+                Some(Event::SessionRemoved { id, .. }) => self.removed.push_back(id),
+                _ => self.snapshot_due = true,
+            }
             self.dropped_unsent += 1;
             self.dropped_total += 1;
         }
@@ -70,7 +81,7 @@ impl Outbox {
     }
 
     pub fn mark_touched(&mut self, id: &SessionId) {
-        if self.dropped_unsent == 0 && !self.touched.contains(id.as_str()) {
+        if !self.snapshot_due && !self.touched.contains(id.as_str()) {
             self.touched.insert(id.clone());
         }
     }
@@ -80,7 +91,10 @@ impl Outbox {
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.records.is_empty() || !self.touched.is_empty() || self.dropped_unsent > 0
+        !self.records.is_empty()
+            || !self.touched.is_empty()
+            || !self.removed.is_empty()
+            || self.dropped_unsent > 0
     }
 
     /// Returns when the next update may be sent, or `None` when nothing is pending.
@@ -135,18 +149,31 @@ impl Outbox {
         updates
     }
 
-    /// Builds the next update. After dropped records it carries every pending record and
-    /// a snapshot; otherwise up to the per-update limit, with the touched sessions added
-    /// to the update that empties the record queue.
+    /// Builds the next update. After a dropped record other than a removal it carries
+    /// every pending record and a snapshot. Otherwise it carries up to the per-update
+    /// limit of removed ids, then of records once no removed id is left, with the
+    /// touched sessions added to the update that empties both queues.
     fn take_update(&mut self, store: &SessionStore, status: &Status) -> Update {
-        let snapshot = (self.dropped_unsent > 0).then(|| store.iter().collect());
+        let snapshot = std::mem::take(&mut self.snapshot_due).then(|| store.iter().collect());
+        let limit = self.limits.max_records_per_update;
+        let removed: Vec<SessionId> = if snapshot.is_some() {
+            self.removed.clear();
+            Vec::new()
+        } else {
+            let count = self.removed.len().min(limit);
+            self.removed.drain(..count).collect()
+        };
+        // Records wait until every removed id older than them is sent.
         let count = if snapshot.is_some() {
             self.records.len()
+        } else if self.removed.is_empty() {
+            self.records.len().min(limit)
         } else {
-            self.records.len().min(self.limits.max_records_per_update)
+            0
         };
         let records: Vec<Record> = self.records.drain(..count).collect();
-        let touched = if self.records.is_empty() && snapshot.is_none() {
+        let queues_empty = self.records.is_empty() && self.removed.is_empty();
+        let touched = if queues_empty && snapshot.is_none() {
             self.touched
                 .drain()
                 .filter_map(|id| store.get(id.as_str()))
@@ -160,6 +187,7 @@ impl Outbox {
         self.release_burst_capacity();
         Update {
             records,
+            removed,
             touched,
             snapshot,
             records_dropped: std::mem::take(&mut self.dropped_unsent),
@@ -177,6 +205,9 @@ impl Outbox {
         if self.touched.is_empty() && self.touched.capacity() > TOUCHED_CAPACITY_KEPT {
             self.touched.shrink_to(TOUCHED_CAPACITY_KEPT);
         }
+        if self.removed.is_empty() && self.removed.capacity() > TOUCHED_CAPACITY_KEPT {
+            self.removed.shrink_to(TOUCHED_CAPACITY_KEPT);
+        }
     }
 
     /// Restores an update that could not be sent. Its touched sessions are marked again
@@ -185,10 +216,105 @@ impl Outbox {
         for record in update.records.into_iter().rev() {
             self.records.push_front(record);
         }
-        // A snapshot goes with dropped records, so restoring the count rebuilds it.
+        // Restoring the flag rebuilds a snapshot from the map as it is then.
         self.dropped_unsent += update.records_dropped;
+        self.snapshot_due |= update.snapshot.is_some();
+        for id in update.removed.into_iter().rev() {
+            self.removed.push_front(id);
+        }
         for session in update.touched {
             self.touched.insert(session.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::clock::MonoTime;
+    use crate::engine::event::{Level, RemovalCause};
+    use crate::engine::session::Source;
+
+    fn record(event: Event) -> Record {
+        Record {
+            seq: 0,
+            at: MonoTime::ZERO,
+            wall: chrono::DateTime::UNIX_EPOCH,
+            event,
+        }
+    }
+
+    fn removal(name: &str) -> Record {
+        record(Event::SessionRemoved {
+            id: SessionId::new(name).unwrap(),
+            source: Source::Api,
+            idle: Duration::ZERO,
+            activity_count: 1,
+            cause: RemovalCause::Sweep,
+        })
+    }
+
+    fn status() -> Status {
+        Status {
+            idle_timeout: Duration::from_secs(300),
+            sweep_interval: Duration::from_secs(300),
+            next_sweep_due: MonoTime::ZERO,
+            sessions: 0,
+            removed_total: 0,
+            sweeps_finished: 0,
+            sweeps_failed: 0,
+            sweep_running: false,
+            last_sweep: None,
+            records_dropped_total: 0,
+        }
+    }
+
+    fn outbox(max_pending_records: usize) -> Outbox {
+        let (sender, _) = crossbeam_channel::bounded(1);
+        let limits = OutboxLimits {
+            max_pending_records,
+            max_records_per_update: 2,
+            flush_interval: Duration::ZERO,
+        };
+        Outbox::new(sender, super::super::no_waker(), limits)
+    }
+
+    #[test]
+    fn dropped_removals_become_ids() {
+        let mut outbox = outbox(2);
+        for name in ["a", "b", "c", "d", "e"] {
+            outbox.push(removal(name));
+        }
+        let store = SessionStore::new();
+
+        let first = outbox.take_update(&store, &status());
+        assert!(first.snapshot.is_none());
+        assert_eq!(first.records_dropped, 3);
+        let ids: Vec<&str> = first.removed.iter().map(SessionId::as_str).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(
+            first.records.is_empty(),
+            "records wait for older removed ids"
+        );
+
+        let second = outbox.take_update(&store, &status());
+        let ids: Vec<&str> = second.removed.iter().map(SessionId::as_str).collect();
+        assert_eq!(ids, ["c"]);
+        assert_eq!(second.records.len(), 2);
+        assert!(!outbox.has_pending());
+    }
+
+    #[test]
+    fn other_dropped_records_bring_a_snapshot() {
+        let mut outbox = outbox(1);
+        outbox.push(record(Event::Notice {
+            source: Source::Api,
+            level: Level::Info,
+            message: "first".into(),
+        }));
+        outbox.push(removal("a"));
+        let update = outbox.take_update(&SessionStore::new(), &status());
+        assert_eq!(update.snapshot, Some(Vec::new()));
+        assert_eq!(update.records_dropped, 1);
     }
 }

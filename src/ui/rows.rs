@@ -147,8 +147,8 @@ impl Default for SessionRows {
 }
 
 impl SessionRows {
-    /// Applies an engine update: removals from its records, then the touched sessions;
-    /// or, when it carries a snapshot, replaces everything.
+    /// Applies an engine update: its removed ids, removals from its records, then the
+    /// touched sessions; or, when it carries a snapshot, replaces everything.
     pub fn apply(&mut self, update: &Update) {
         if let Some(snapshot) = &update.snapshot {
             let (column, ascending) = (self.sort_column, self.ascending);
@@ -161,6 +161,9 @@ impl SessionRows {
                 self.upsert(session);
             }
             return;
+        }
+        for id in &update.removed {
+            self.remove(id.as_str());
         }
         for record in &update.records {
             if let Event::SessionRemoved { id, .. } = &record.event {
@@ -464,6 +467,7 @@ mod tests {
     fn update(touched: Vec<Session>) -> Update {
         Update {
             records: Vec::new(),
+            removed: Vec::new(),
             touched,
             snapshot: None,
             records_dropped: 0,
@@ -592,6 +596,16 @@ mod tests {
         assert_eq!(names(&mut rows), ["c", "b"]);
         assert!(rows.get("a").is_none());
         assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn removed_ids_leave_the_order() {
+        let mut rows = SessionRows::default();
+        rows.apply(&update(vec![session("a", 10, 1), session("b", 20, 1)]));
+        let mut removing = update(Vec::new());
+        removing.removed.push(SessionId::new("b").unwrap());
+        rows.apply(&removing);
+        assert_eq!(names(&mut rows), ["a"]);
     }
 
     #[test]
