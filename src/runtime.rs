@@ -21,6 +21,9 @@ use crate::sources::simulator::{self, SimulatorOptions};
 /// Name of the program's scheduler; a second one in the same process is rejected.
 pub const SCHEDULER_NAME: &str = "session-engine";
 
+/// Longest wait at shutdown for the engine to apply the sources' last commands.
+const SHUTDOWN_SYNC: Duration = Duration::from_millis(250);
+
 /// A running engine with its sources.
 pub struct Runtime {
     /// The engine.
@@ -116,6 +119,11 @@ impl Runtime {
         } = self;
         for source in sources {
             source.stop();
+        }
+        // Lets the engine apply what the sources sent last, such as the API's closing
+        // log line, unless it is too busy to do so quickly.
+        if let Err(error) = engine.sync(SHUTDOWN_SYNC) {
+            log::debug!("stopping the engine without applying every command: {error}");
         }
         let leftovers = engine.shutdown();
         let mut all: Vec<Update> = updates.try_iter().collect();
