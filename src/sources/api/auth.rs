@@ -21,12 +21,12 @@ pub struct Token(String);
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The file could not be read.
-    #[error("failed to read the token file {}: {source}", path.display())]
+    #[error("failed to read the token file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The token is shorter than [`MIN_TOKEN_LEN`].
     #[error(
@@ -73,9 +73,9 @@ impl Token {
     /// Reads a token from a file; whitespace around it, such as a final newline, is
     /// ignored.
     pub fn from_file(path: &Path) -> Result<Token, TokenError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| TokenError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Token::new(text.trim(), path)
     }

@@ -124,16 +124,16 @@ pub enum ApiStartError {
         addr: SocketAddr,
     },
     /// The address could not be bound, typically because the port is in use.
-    #[error("failed to listen on {addr} (port {}): {source}{}", addr.port(), bind_hint(source))]
+    #[error("failed to listen on {addr} (port {}): {error}{}", addr.port(), bind_hint(error))]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The runtime or the thread could not be set up.
     #[error("failed to start the API server: {0}")]
-    Setup(#[source] std::io::Error),
+    Setup(std::io::Error),
 }
 
 fn bind_hint(error: &std::io::Error) -> &'static str {
@@ -159,7 +159,7 @@ pub fn start(
         return Err(ApiStartError::TokenRequired { addr });
     }
     let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| ApiStartError::Bind { addr, source })?;
+        std::net::TcpListener::bind(addr).map_err(|error| ApiStartError::Bind { addr, error })?;
     let local_addr = listener.local_addr().map_err(ApiStartError::Setup)?;
     listener
         .set_nonblocking(true)
