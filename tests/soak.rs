@@ -28,7 +28,11 @@ fn id(n: u64) -> SessionId {
 }
 
 /// Sends random traffic until `until`; returns how many End commands it sent.
-fn write_traffic(engine_commands: crossbeam_channel::Sender<Command>, seed: u64, until: Instant) -> u64 {
+fn write_traffic(
+    engine_commands: crossbeam_channel::Sender<Command>,
+    seed: u64,
+    until: Instant,
+) -> u64 {
     let mut random = fastrand::Rng::with_seed(seed);
     let mut ends = 0;
     while Instant::now() < until {
@@ -84,9 +88,14 @@ fn soak_counts_add_up() {
             thread::spawn(move || write_traffic(commands, seed, until))
         })
         .collect();
-    let ends_sent: u64 = writers.into_iter().map(|writer| writer.join().unwrap()).sum();
+    let ends_sent: u64 = writers
+        .into_iter()
+        .map(|writer| writer.join().unwrap())
+        .sum();
 
-    engine.sync(Duration::from_secs(60)).expect("the engine answers after the load");
+    engine
+        .sync(Duration::from_secs(60))
+        .expect("the engine answers after the load");
     let leftovers = engine.shutdown();
     let mut received = reader.join().unwrap();
     received.extend(leftovers);
