@@ -865,3 +865,58 @@ fn stop_is_prompt_with_open_connections() {
     );
     assert!(connection.is_closed_within(Duration::from_secs(1)));
 }
+
+#[test]
+fn headless_prints_api_lines() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_session-monitor"))
+        .args([
+            "--headless",
+            "--verbose",
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            "2s",
+        ])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("INFO  api: listening on http://127.0.0.1:"),
+        "stdout: {stdout}"
+    );
+    assert!(
+        stdout.contains("INFO  api: stopped listening after 0 requests"),
+        "stdout: {stdout}"
+    );
+    assert!(
+        !stdout.contains("Session created: user-"),
+        "--listen alone runs no simulator"
+    );
+}
+
+#[test]
+fn simulate_runs_beside_api() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_session-monitor"))
+        .args([
+            "--headless",
+            "--verbose",
+            "--listen",
+            "127.0.0.1:0",
+            "--simulate",
+        ])
+        .args(["--duration", "2s", "--seed", "7"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("api: listening on"), "stdout: {stdout}");
+    assert!(
+        stdout.contains("Session created: user-"),
+        "stdout: {stdout}"
+    );
+}

@@ -9,7 +9,7 @@ Run a monitor with the API, then the app:
 
     cargo run --release -- --demo --listen
     pip install -r examples/flask_chat/requirements.txt
-    flask --app examples/flask_chat/app.py run --port 5000
+    python3 -m flask --app examples/flask_chat/app.py run --port 5000
 
 MONITOR_URL and MONITOR_TOKEN_FILE point the app at another monitor.
 """
