@@ -19,6 +19,7 @@ mod outbox;
 pub mod query;
 pub mod schedule;
 pub mod session;
+mod slot_index;
 pub mod store;
 mod worker;
 

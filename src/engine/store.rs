@@ -1,7 +1,7 @@
 //! The session map, owned by the engine worker.
 //!
-//! Sessions live in a slab of fixed-size nodes, and a hash table of slab indices finds
-//! one by id without storing the id twice. Order of last activity is kept in an
+//! Sessions live in a slab of fixed-size nodes, and a hash table of slab indices
+//! ([`SlotIndex`]) finds one by id without storing the id twice. Order of last activity is kept in an
 //! activity queue: a ring of slab indices appended to whenever a session's last
 //! activity moves forward. The entry a session leaves behind becomes a tombstone, and
 //! the queue is compacted once tombstones outnumber sessions. Activity stamped earlier
@@ -11,29 +11,33 @@
 //! A sweep reads the queue from the front, so it visits only stale sessions and the
 //! tombstones between them. Its reads of the slab do not depend on each other, so the
 //! processor overlaps their cache misses instead of following a chain of links. When a
-//! large share of the map is stale, a sweep also leaves the hash table alone while it
-//! removes sessions and then clears their entries in one pass over the table, which
-//! reads it in memory order. Either way a sweep runs in steps of bounded work.
+//! large share of the map is stale, a sweep instead reads the whole slab in memory
+//! order and leaves the hash table alone while it removes sessions, then clears their
+//! entries in one pass over the table. Either way a sweep runs in steps of bounded
+//! work.
 //!
 //! Times are stored as nanoseconds since the clock's origin in a `u64`, which covers
 //! about 584 years; later times are stored as that limit.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::hash::BuildHasher;
 use std::time::Duration;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::HashMap;
 
 use super::clock::MonoTime;
 use super::session::{Session, SessionId, SessionMeta, Source};
+use super::slot_index::{KeyHasher, MAX_SLOTS, SlotIndex};
 
 /// End of the free list, and the queue entry of a session that moved on.
 const NONE: u32 = u32::MAX;
 
-/// A sweep switches to deferred index cleanup when at least this share of the map is
-/// stale: 1/16, about 6%. Below it, removing each entry from the hash table directly is
-/// cheaper than a pass over the whole table.
-const DEFERRED_SHARE_DIVISOR: usize = 16;
+/// A sweep scans the slab when at least this share of the map is stale: 1/16, about 6%.
+/// Below it, popping stale sessions from the queue is cheaper than passes over the whole
+/// slab and hash table.
+const SCAN_SHARE_DIVISOR: usize = 16;
+
+/// Slab slots a scanning sweep step may read per session it is allowed to remove.
+const SCANS_PER_REMOVAL: usize = 64;
 
 /// Tombstones a sweep step may skip per session it is allowed to remove.
 const SKIPS_PER_REMOVAL: usize = 16;
@@ -73,7 +77,7 @@ enum Place {
     Queued,
     /// A session in the set of out-of-order activity.
     Late,
-    /// Removed by a sweep with deferred cleanup; its hash table entry is still there.
+    /// Removed by a scanning sweep; its hash table entry is still there.
     Parked,
 }
 
@@ -124,17 +128,20 @@ pub enum TouchOutcome {
     },
 }
 
-/// How a sweep removes hash table entries.
+/// Method of a sweep: popping from the activity queue or scanning the slab.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SweepStrategy {
-    /// Deferred cleanup when a sample of the map at the start of a sweep finds at least
-    /// 1/16 of it stale, and removal of entries one by one below that.
+    /// [`SweepStrategy::Scan`] when a sample of the map at the start of a sweep finds
+    /// at least 1/16 of it stale, and [`SweepStrategy::Pop`] below that.
     #[default]
     Auto,
-    /// Remove each session's hash table entry as the session is removed.
-    Direct,
-    /// Remove sessions first, then clear their entries in one pass over the table.
-    Deferred,
+    /// Stale sessions popped from the queue front, oldest first, each with its hash
+    /// table entry. The cost grows with the number removed.
+    Pop,
+    /// One pass over the slab in memory order that removes stale sessions in slot
+    /// order, then one pass over the hash table that clears their entries. The cost
+    /// grows with the size of the map, at a small cost per session.
+    Scan,
 }
 
 /// What one sweep step did.
@@ -211,7 +218,7 @@ impl ActivityQueue {
     }
 }
 
-/// Slots removed by a sweep with deferred cleanup. Their hash table entries are cleared
+/// Slots removed by a scanning sweep. Their hash table entries are cleared
 /// in one pass over the table, and then the slots are freed in one pass over the bitmap,
 /// both in bounded steps.
 #[derive(Debug, Default)]
@@ -253,14 +260,15 @@ impl Parked {
 #[derive(Debug, Clone, Copy)]
 struct SweepState {
     cutoff: Nanos,
-    deferred: bool,
+    /// Next slab slot to read when the sweep scans, `None` when it pops.
+    scan: Option<usize>,
 }
 
 /// Sessions by id, ordered by last activity.
 #[derive(Debug, Default)]
 pub struct SessionStore {
-    index: HashTable<u32>,
-    hasher: DefaultHashBuilder,
+    index: SlotIndex,
+    hasher: KeyHasher,
     nodes: Vec<Node>,
     free: Option<u32>,
     len: usize,
@@ -281,8 +289,8 @@ impl SessionStore {
         Self::default()
     }
 
-    /// Sets how sweeps remove hash table entries. Each strategy removes the same
-    /// sessions in the same order; they differ only in speed.
+    /// Sets how sweeps find stale sessions. Each strategy removes the same sessions;
+    /// they differ in speed and in the order of removal.
     pub fn set_sweep_strategy(&mut self, strategy: SweepStrategy) {
         self.strategy = strategy;
     }
@@ -379,6 +387,24 @@ impl SessionStore {
         TouchOutcome::Touched
     }
 
+    /// Asks the processor to load the hash table bucket that a lookup of `id` reads
+    /// first. A caller with a batch of ids calls it several lookups ahead, so that the
+    /// cache misses of the batch overlap. It changes no result.
+    pub fn prefetch_bucket(&self, id: &str) {
+        self.index.prefetch(self.hash(id));
+    }
+
+    /// Asks the processor to load the session that a lookup of `id` reads, found through
+    /// its bucket. Call it some lookups after [`Self::prefetch_bucket`] for the same id,
+    /// once the bucket has had time to arrive. It changes no result.
+    pub fn prefetch_session(&self, id: &str) {
+        if let Some(slot) = self.index.first_candidate(self.hash(id))
+            && let Some(node) = self.nodes.get(slot as usize)
+        {
+            prefetch(node);
+        }
+    }
+
     /// Replaces the metadata of the session with this id. Returns whether it exists.
     pub fn set_meta(&mut self, id: &str, meta: SessionMeta) -> bool {
         let Some(slot) = self.find(id) else {
@@ -419,6 +445,28 @@ impl SessionStore {
             _ => self.start_sweep(cutoff),
         };
 
+        let (removed, stale_left) = match state.scan {
+            Some(next_slot) => self.scan_stale(cutoff, limit, next_slot, &mut on_removed),
+            None => self.pop_stale(cutoff, limit, &mut on_removed),
+        };
+        if !stale_left && self.parked.count > 0 {
+            self.clean_parked(limit.saturating_mul(BUCKETS_PER_REMOVAL));
+        }
+        let finished = !stale_left && self.parked.count == 0;
+        if finished {
+            self.sweep = None;
+        }
+        SweepProgress { removed, finished }
+    }
+
+    /// Removes up to `limit` stale sessions from the front of the queue and the late
+    /// set, oldest first. Returns how many it removed and whether stale ones are left.
+    fn pop_stale(
+        &mut self,
+        cutoff: Nanos,
+        limit: usize,
+        on_removed: &mut impl FnMut(Session),
+    ) -> (usize, bool) {
         let mut skips_left = limit.saturating_mul(SKIPS_PER_REMOVAL);
         let mut removed = 0;
         let mut stale_left = true;
@@ -438,23 +486,46 @@ impl SessionStore {
             }
             self.prefetch_queued(PREFETCH_DISTANCE);
             self.detach(slot);
-            let session = if state.deferred {
-                self.park(slot)
-            } else {
-                self.release(slot)
-            };
-            on_removed(session);
+            on_removed(self.release(slot));
             removed += 1;
         }
+        (removed, stale_left)
+    }
 
-        if !stale_left && self.parked.count > 0 {
-            self.clean_parked(limit.saturating_mul(BUCKETS_PER_REMOVAL));
+    /// Reads the slab from `next_slot` on, parking up to `limit` stale sessions and
+    /// reading at most [`SCANS_PER_REMOVAL`] slots per session allowed. Once the whole
+    /// slab is read, drops the tombstones this left at the queue front. Returns how
+    /// many it removed and whether the scan has more to do.
+    fn scan_stale(
+        &mut self,
+        cutoff: Nanos,
+        limit: usize,
+        next_slot: usize,
+        on_removed: &mut impl FnMut(Session),
+    ) -> (usize, bool) {
+        let end = next_slot
+            .saturating_add(limit.saturating_mul(SCANS_PER_REMOVAL))
+            .min(self.nodes.len());
+        let mut removed = 0;
+        let mut slot = next_slot;
+        while slot < end && removed < limit {
+            let node = &self.nodes[slot];
+            if node.is_live() && node.last_active <= cutoff {
+                self.detach(slot as u32);
+                on_removed(self.park(slot as u32));
+                removed += 1;
+            }
+            slot += 1;
         }
-        let finished = !stale_left && self.parked.count == 0;
-        if finished {
-            self.sweep = None;
+        if let Some(state) = self.sweep.as_mut() {
+            state.scan = Some(slot);
         }
-        SweepProgress { removed, finished }
+        if slot < self.nodes.len() {
+            return (removed, true);
+        }
+        let budget = limit.saturating_mul(SKIPS_PER_REMOVAL);
+        self.queue.drop_front_tombstones(budget);
+        (removed, self.queue.entries.front() == Some(&NONE))
     }
 
     /// Counts sessions whose last activity is at or before `cutoff`, visiting only
@@ -473,12 +544,15 @@ impl SessionStore {
     }
 
     fn start_sweep(&mut self, cutoff: Nanos) -> SweepState {
-        let deferred = match self.strategy {
-            SweepStrategy::Direct => false,
-            SweepStrategy::Deferred => true,
+        let scan = match self.strategy {
+            SweepStrategy::Pop => false,
+            SweepStrategy::Scan => true,
             SweepStrategy::Auto => self.large_share_stale(cutoff),
         };
-        let state = SweepState { cutoff, deferred };
+        let state = SweepState {
+            cutoff,
+            scan: scan.then_some(0),
+        };
         self.sweep = Some(state);
         state
     }
@@ -500,7 +574,7 @@ impl SessionStore {
                 stale += usize::from(node.last_active <= cutoff);
             }
         }
-        live > 0 && stale * DEFERRED_SHARE_DIVISOR >= live
+        live > 0 && stale * SCAN_SHARE_DIVISOR >= live
     }
 
     /// Returns the session with the oldest last activity: the queue front or the
@@ -528,13 +602,18 @@ impl SessionStore {
     }
 
     /// Asks the processor to load the node of the queue entry `distance` behind the
-    /// front, which a sweep is about to read.
+    /// front, which a sweep is about to read, and the hash table bucket of the entry
+    /// half as far, whose node was asked for earlier.
     fn prefetch_queued(&self, distance: usize) {
-        let Some(&slot) = self.queue.entries.get(distance) else {
-            return;
-        };
-        if let Some(node) = self.nodes.get(slot as usize) {
+        if let Some(&slot) = self.queue.entries.get(distance)
+            && let Some(node) = self.nodes.get(slot as usize)
+        {
             prefetch(node);
+        }
+        if let Some(&slot) = self.queue.entries.get(distance / 2)
+            && let Some(node) = self.nodes.get(slot as usize)
+        {
+            self.index.prefetch(self.hash(node.id.as_str()));
         }
     }
 
@@ -554,20 +633,19 @@ impl SessionStore {
     }
 
     fn hash(&self, id: &str) -> u64 {
-        self.hasher.hash_one(id)
+        self.hasher.hash(id)
     }
 
     /// Finds the slot of a live session. Hash table entries of parked slots are still
-    /// there during a deferred cleanup, so the place is checked too.
+    /// there during a scanning sweep, so the place is checked too.
     fn find(&self, id: &str) -> Option<u32> {
         let hash = self.hash(id);
         let nodes = &self.nodes;
-        self.index
-            .find(hash, |&slot| {
-                let node = &nodes[slot as usize];
-                node.id.as_str() == id && node.is_live()
-            })
-            .copied()
+        let position = self.index.find(hash, |slot| {
+            let node = &nodes[slot as usize];
+            node.id.as_str() == id && node.is_live()
+        })?;
+        self.index.slot_at(position)
     }
 
     fn insert(&mut self, id: SessionId, source: Source, at: Nanos) {
@@ -592,8 +670,8 @@ impl SessionStore {
             None => {
                 let slot = u32::try_from(self.nodes.len())
                     .ok()
-                    .filter(|&slot| slot != NONE)
-                    .expect("session store holds fewer than 2^32 - 1 sessions");
+                    .filter(|&slot| slot < MAX_SLOTS)
+                    .expect("the session store has room for 2^26 - 2 sessions");
                 self.nodes.push(node);
                 slot
             }
@@ -601,8 +679,8 @@ impl SessionStore {
 
         let nodes = &self.nodes;
         let hasher = &self.hasher;
-        self.index.insert_unique(hash, slot, |&other| {
-            hasher.hash_one(nodes[other as usize].id.as_str())
+        self.index.insert(hash, slot, |other| {
+            hasher.hash(nodes[other as usize].id.as_str())
         });
         self.len += 1;
         self.attach(slot);
@@ -640,12 +718,9 @@ impl SessionStore {
     fn release(&mut self, slot: u32) -> Session {
         let session = self.take_session(slot);
         let hash = self.hash(session.id.as_str());
-        match self.index.find_entry(hash, |&other| other == slot) {
-            Ok(entry) => {
-                entry.remove();
-            }
-            Err(_) => unreachable!("every live slot is indexed"),
-        }
+        let position = self.index.find(hash, |other| other == slot);
+        self.index
+            .remove_at(position.expect("every live slot is indexed"));
         self.free_slot(slot);
         session
     }
@@ -686,19 +761,19 @@ impl SessionStore {
     fn clean_parked(&mut self, budget: usize) {
         let mut budget = budget.max(1);
         while budget > 0 && self.parked.indexed > 0 {
-            let buckets = self.index.num_buckets();
+            let buckets = self.index.buckets();
             let end = self.parked.cursor.saturating_add(budget).min(buckets);
-            for bucket in self.parked.cursor..end {
-                if let Ok(entry) = self.index.get_bucket_entry(bucket)
-                    && self.parked.contains(*entry.get())
+            for position in self.parked.cursor..end {
+                if let Some(slot) = self.index.slot_at(position)
+                    && self.parked.contains(slot)
                 {
-                    entry.remove();
+                    self.index.remove_at(position);
                     self.parked.indexed -= 1;
                 }
             }
             budget -= end - self.parked.cursor;
-            // Past the last bucket with entries left, the table grew or rehashed during
-            // the pass and moved them into buckets already checked: check again.
+            // Past the last bucket with entries left, the table was rebuilt during the
+            // pass and moved them into buckets already checked: check again.
             self.parked.cursor = if end == buckets || self.parked.indexed == 0 {
                 0
             } else {
@@ -749,7 +824,7 @@ impl SessionStore {
 /// Hints the processor to load `value` into the cache. A hint only: it never faults
 /// and changes no result.
 #[inline(always)]
-fn prefetch<T>(value: &T) {
+pub(super) fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -865,7 +940,7 @@ mod tests {
 
     #[test]
     fn sweep_removes_only_stale_oldest_first() {
-        for strategy in [SweepStrategy::Direct, SweepStrategy::Deferred] {
+        for strategy in [SweepStrategy::Pop, SweepStrategy::Scan] {
             let mut store = SessionStore::new();
             store.set_sweep_strategy(strategy);
             for (name, secs) in [("a", 0), ("b", 50), ("c", 100), ("d", 200)] {
@@ -906,9 +981,9 @@ mod tests {
     }
 
     #[test]
-    fn deferred_sweep_hides_removed_sessions() {
+    fn scanning_sweep_hides_removed_sessions() {
         let mut store = SessionStore::new();
-        store.set_sweep_strategy(SweepStrategy::Deferred);
+        store.set_sweep_strategy(SweepStrategy::Scan);
         for n in 0..100 {
             store.touch(&id(&format!("s{n}")), Source::Api, at(n), TIMEOUT);
         }
@@ -926,16 +1001,16 @@ mod tests {
     }
 
     #[test]
-    fn auto_sweep_defers_when_many_are_stale() {
+    fn auto_sweep_scans_when_many_are_stale() {
         let mut store = SessionStore::new();
         for n in 0..1000 {
             store.touch(&id(&format!("s{n}")), Source::Api, at(n), TIMEOUT);
         }
         store.sweep_step(stale_cutoff(at(310), TIMEOUT).unwrap(), 1, |_| {});
-        assert!(!store.sweep.unwrap().deferred);
+        assert!(store.sweep.unwrap().scan.is_none());
         store.sweep = None;
         store.sweep_step(stale_cutoff(at(800), TIMEOUT).unwrap(), 1, |_| {});
-        assert!(store.sweep.unwrap().deferred);
+        assert!(store.sweep.unwrap().scan.is_some());
     }
 
     #[test]
