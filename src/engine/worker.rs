@@ -28,6 +28,11 @@ const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Time between two comparisons of the wall clock with the monotonic clock.
 const CLOCK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Activities of a batch between the request for a session's hash table bucket and its
+/// use, and between the request for its node and its use.
+const BUCKET_LEAD: usize = 16;
+const SESSION_LEAD: usize = 8;
+
 /// Commands applied between two checks of the schedule and the stop signal.
 const COMMAND_BUDGET: usize = 4096;
 
@@ -219,8 +224,16 @@ impl Worker {
         match command {
             Command::Touch(activity) => self.apply_activity(activity),
             Command::TouchBatch(batch) => {
-                for activity in batch {
-                    self.apply_activity(activity);
+                // Each session's bucket and node are asked for a few activities ahead,
+                // so the cache misses of a batch overlap instead of following each other.
+                for index in 0..batch.len() {
+                    if let Some(ahead) = batch.get(index + BUCKET_LEAD) {
+                        self.store.prefetch_bucket(ahead.id.as_str());
+                    }
+                    if let Some(ahead) = batch.get(index + SESSION_LEAD) {
+                        self.store.prefetch_session(ahead.id.as_str());
+                    }
+                    self.apply_activity(batch[index].clone());
                 }
             }
             Command::End { id } => match self.store.remove(id.as_str()) {
