@@ -5,23 +5,22 @@
 //! record leaves the id of the removed session behind, which the next updates carry, so
 //! a sweep of millions never needs a copy of the map. After any other dropped record
 //! the next update carries a snapshot of the map so the receiver's copy is correct
-//! again. Session changes are coalesced: the worker remembers which sessions changed
-//! and sends their current state once, so a hidden window costs memory bounded by the
-//! map size plus the record cap.
+//! again. Session changes are coalesced: the session store lists which sessions
+//! changed, and the outbox sends their current state once, so a hidden window costs
+//! memory bounded by the map size plus the record cap.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
-use hashbrown::HashSet;
 
 use super::Waker;
 use super::event::{Event, Record, Status, Update};
 use super::session::SessionId;
 use super::store::SessionStore;
 
-/// Touched sessions the outbox keeps room for between updates.
-const TOUCHED_CAPACITY_KEPT: usize = 4096;
+/// Removed ids the outbox keeps room for between updates.
+const REMOVED_CAPACITY_KEPT: usize = 4096;
 
 /// Limits of the outbox.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +38,8 @@ pub(crate) struct Outbox {
     waker: Waker,
     limits: OutboxLimits,
     records: VecDeque<Record>,
-    touched: HashSet<SessionId>,
+    /// Whether sessions were touched since the last update that carried them.
+    touched: bool,
     /// Sessions whose removal records were dropped, oldest first.
     removed: VecDeque<SessionId>,
     /// Records dropped since the last update that was sent.
@@ -58,7 +58,7 @@ impl Outbox {
             waker,
             limits,
             records: VecDeque::new(),
-            touched: HashSet::new(),
+            touched: false,
             removed: VecDeque::new(),
             dropped_unsent: 0,
             snapshot_due: false,
@@ -80,10 +80,9 @@ impl Outbox {
         self.records.push_back(record);
     }
 
-    pub fn mark_touched(&mut self, id: &SessionId) {
-        if !self.snapshot_due && !self.touched.contains(id.as_str()) {
-            self.touched.insert(id.clone());
-        }
+    /// Notes that the store lists touched sessions to send.
+    pub fn mark_touched(&mut self) {
+        self.touched = true;
     }
 
     pub fn dropped_total(&self) -> u64 {
@@ -92,7 +91,7 @@ impl Outbox {
 
     pub fn has_pending(&self) -> bool {
         !self.records.is_empty()
-            || !self.touched.is_empty()
+            || self.touched
             || !self.removed.is_empty()
             || self.dropped_unsent > 0
     }
@@ -110,7 +109,7 @@ impl Outbox {
 
     /// Sends pending updates if the flush interval has passed, or at once with `force`.
     /// Stops at the first full slot in the channel and keeps the rest pending.
-    pub fn flush(&mut self, store: &SessionStore, status: &Status, force: bool) {
+    pub fn flush(&mut self, store: &mut SessionStore, status: &Status, force: bool) {
         if self.disconnected || !self.has_pending() {
             return;
         }
@@ -124,7 +123,7 @@ impl Outbox {
             match self.sender.try_send(update) {
                 Ok(()) => sent_any = true,
                 Err(TrySendError::Full(update)) => {
-                    self.put_back(update);
+                    self.put_back(update, store);
                     break;
                 }
                 Err(TrySendError::Disconnected(_)) => {
@@ -141,7 +140,7 @@ impl Outbox {
 
     /// Returns everything still pending as updates, for the caller to hand over when the
     /// worker stops.
-    pub fn drain(&mut self, store: &SessionStore, status: &Status) -> Vec<Update> {
+    pub fn drain(&mut self, store: &mut SessionStore, status: &Status) -> Vec<Update> {
         let mut updates = Vec::new();
         while self.has_pending() {
             updates.push(self.take_update(store, status));
@@ -153,7 +152,7 @@ impl Outbox {
     /// every pending record and a snapshot. Otherwise it carries up to the per-update
     /// limit of removed ids, then of records once no removed id is left, with the
     /// touched sessions added to the update that empties both queues.
-    fn take_update(&mut self, store: &SessionStore, status: &Status) -> Update {
+    fn take_update(&mut self, store: &mut SessionStore, status: &Status) -> Update {
         let snapshot = std::mem::take(&mut self.snapshot_due).then(|| store.iter().collect());
         let limit = self.limits.max_records_per_update;
         let removed: Vec<SessionId> = if snapshot.is_some() {
@@ -173,16 +172,15 @@ impl Outbox {
         };
         let records: Vec<Record> = self.records.drain(..count).collect();
         let queues_empty = self.records.is_empty() && self.removed.is_empty();
-        let touched = if queues_empty && snapshot.is_none() {
-            self.touched
-                .drain()
-                .filter_map(|id| store.get(id.as_str()))
-                .collect()
+        let touched = if queues_empty && snapshot.is_none() && self.touched {
+            self.touched = false;
+            store.take_changed()
         } else {
             Vec::new()
         };
         if snapshot.is_some() {
-            self.touched.clear();
+            self.touched = false;
+            store.clear_changed();
         }
         self.release_burst_capacity();
         Update {
@@ -202,17 +200,14 @@ impl Outbox {
         if self.records.is_empty() && self.records.capacity() > records {
             self.records.shrink_to(records);
         }
-        if self.touched.is_empty() && self.touched.capacity() > TOUCHED_CAPACITY_KEPT {
-            self.touched.shrink_to(TOUCHED_CAPACITY_KEPT);
-        }
-        if self.removed.is_empty() && self.removed.capacity() > TOUCHED_CAPACITY_KEPT {
-            self.removed.shrink_to(TOUCHED_CAPACITY_KEPT);
+        if self.removed.is_empty() && self.removed.capacity() > REMOVED_CAPACITY_KEPT {
+            self.removed.shrink_to(REMOVED_CAPACITY_KEPT);
         }
     }
 
     /// Restores an update that could not be sent. Its touched sessions are marked again
-    /// and looked up anew at the next flush.
-    fn put_back(&mut self, update: Update) {
+    /// in the store and read anew at the next flush.
+    fn put_back(&mut self, update: Update, store: &mut SessionStore) {
         for record in update.records.into_iter().rev() {
             self.records.push_front(record);
         }
@@ -222,8 +217,9 @@ impl Outbox {
         for id in update.removed.into_iter().rev() {
             self.removed.push_front(id);
         }
-        for session in update.touched {
-            self.touched.insert(session.id);
+        for session in &update.touched {
+            store.mark_changed_id(session.id.as_str());
+            self.touched = true;
         }
     }
 }
@@ -285,9 +281,9 @@ mod tests {
         for name in ["a", "b", "c", "d", "e"] {
             outbox.push(removal(name));
         }
-        let store = SessionStore::new();
+        let mut store = SessionStore::new();
 
-        let first = outbox.take_update(&store, &status());
+        let first = outbox.take_update(&mut store, &status());
         assert!(first.snapshot.is_none());
         assert_eq!(first.records_dropped, 3);
         let ids: Vec<&str> = first.removed.iter().map(SessionId::as_str).collect();
@@ -297,7 +293,7 @@ mod tests {
             "records wait for older removed ids"
         );
 
-        let second = outbox.take_update(&store, &status());
+        let second = outbox.take_update(&mut store, &status());
         let ids: Vec<&str> = second.removed.iter().map(SessionId::as_str).collect();
         assert_eq!(ids, ["c"]);
         assert_eq!(second.records.len(), 2);
@@ -313,7 +309,7 @@ mod tests {
             message: "first".into(),
         }));
         outbox.push(removal("a"));
-        let update = outbox.take_update(&SessionStore::new(), &status());
+        let update = outbox.take_update(&mut SessionStore::new(), &status());
         assert_eq!(update.snapshot, Some(Vec::new()));
         assert_eq!(update.records_dropped, 1);
     }

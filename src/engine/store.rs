@@ -49,6 +49,9 @@ const BUCKETS_PER_REMOVAL: usize = 64;
 /// compaction never runs for small maps.
 const COMPACTION_SLACK: usize = 4096;
 
+/// Touched-session list capacity kept after the list is taken.
+const CHANGED_CAPACITY_KEPT: usize = 4096;
+
 /// Queue entries read ahead of the one being swept, so their nodes are already on
 /// their way from memory.
 const PREFETCH_DISTANCE: usize = 16;
@@ -92,6 +95,8 @@ struct Node {
     source: Source,
     place: Place,
     has_meta: bool,
+    /// Listed in [`SessionStore::changed`] and not yet taken.
+    changed: bool,
 }
 
 impl Node {
@@ -105,6 +110,7 @@ impl Node {
             source: Source::Simulator,
             place: Place::Vacant,
             has_meta: false,
+            changed: false,
         }
     }
 
@@ -278,6 +284,9 @@ pub struct SessionStore {
     late: BTreeSet<(Nanos, u32)>,
     /// Metadata by slot, for the sessions that have any.
     meta: HashMap<u32, SessionMeta>,
+    /// Slots of sessions touched since [`SessionStore::take_changed`] last ran; may
+    /// list slots freed or reused since.
+    changed: Vec<u32>,
     parked: Parked,
     sweep: Option<SweepState>,
     strategy: SweepStrategy,
@@ -355,9 +364,11 @@ impl SessionStore {
     ) -> TouchOutcome {
         let at = to_nanos(at);
         let Some(slot) = self.find(id.as_str()) else {
-            self.insert(id.clone(), source, at);
+            let slot = self.insert(id.clone(), source, at);
+            self.mark_changed(slot);
             return TouchOutcome::Created;
         };
+        self.mark_changed(slot);
 
         let node = &self.nodes[slot as usize];
         let idle = at.saturating_sub(node.last_active);
@@ -413,6 +424,54 @@ impl SessionStore {
         self.nodes[slot as usize].has_meta = true;
         self.meta.insert(slot, meta);
         true
+    }
+
+    /// Takes the sessions touched since the last call, in their current state. Sessions
+    /// removed since are left out.
+    pub fn take_changed(&mut self) -> Vec<Session> {
+        let slots = std::mem::take(&mut self.changed);
+        let mut sessions = Vec::with_capacity(slots.len());
+        for &slot in &slots {
+            let node = &mut self.nodes[slot as usize];
+            // A slot listed twice was freed and reused; its flag is cleared at the first.
+            if !std::mem::take(&mut node.changed) || !node.is_live() {
+                continue;
+            }
+            sessions.push(self.session(slot));
+        }
+        self.changed = slots;
+        self.changed.clear();
+        // A burst of changes must not keep its buffer for the rest of the run.
+        self.changed.shrink_to(CHANGED_CAPACITY_KEPT);
+        sessions
+    }
+
+    /// Forgets the sessions touched since [`SessionStore::take_changed`] last ran.
+    pub fn clear_changed(&mut self) {
+        for slot in std::mem::take(&mut self.changed) {
+            self.nodes[slot as usize].changed = false;
+        }
+    }
+
+    /// Lists the session with this id as touched again, for
+    /// [`SessionStore::take_changed`].
+    pub fn mark_changed_id(&mut self, id: &str) {
+        if let Some(slot) = self.find(id) {
+            self.mark_changed(slot);
+        }
+    }
+
+    /// Returns whether sessions were touched since [`SessionStore::take_changed`] last ran.
+    pub fn has_changed(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
+    fn mark_changed(&mut self, slot: u32) {
+        let node = &mut self.nodes[slot as usize];
+        if !node.changed {
+            node.changed = true;
+            self.changed.push(slot);
+        }
     }
 
     /// Removes the session with this id.
@@ -648,7 +707,7 @@ impl SessionStore {
         self.index.slot_at(position)
     }
 
-    fn insert(&mut self, id: SessionId, source: Source, at: Nanos) {
+    fn insert(&mut self, id: SessionId, source: Source, at: Nanos) -> u32 {
         let hash = self.hash(id.as_str());
         let node = Node {
             id,
@@ -659,6 +718,7 @@ impl SessionStore {
             source,
             place: Place::Vacant,
             has_meta: false,
+            changed: false,
         };
         let slot = match self.free {
             Some(slot) => {
@@ -684,6 +744,7 @@ impl SessionStore {
         });
         self.len += 1;
         self.attach(slot);
+        slot
     }
 
     /// Puts a live node into the queue, or into the late set when its last activity is
@@ -1042,6 +1103,30 @@ mod tests {
         assert_eq!(expired.meta, Some(meta));
         assert_eq!(store.get("a").unwrap().meta, None);
         assert!(store.meta.is_empty());
+    }
+
+    #[test]
+    fn changed_sessions_are_taken_once() {
+        let mut store = SessionStore::new();
+        store.touch(&id("a"), Source::Api, at(0), TIMEOUT);
+        store.touch(&id("b"), Source::Api, at(1), TIMEOUT);
+        store.touch(&id("a"), Source::Api, at(2), TIMEOUT);
+        store.remove("b");
+        store.touch(&id("c"), Source::Api, at(3), TIMEOUT);
+        let changed: Vec<String> = store
+            .take_changed()
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        assert_eq!(changed, ["a", "c"]);
+        assert!(!store.has_changed());
+        assert!(store.take_changed().is_empty());
+
+        store.mark_changed_id("a");
+        assert_eq!(store.take_changed()[0].activity_count, 2);
+        store.touch(&id("c"), Source::Api, at(4), TIMEOUT);
+        store.clear_changed();
+        assert!(store.take_changed().is_empty());
     }
 
     #[test]

@@ -131,8 +131,8 @@ impl Worker {
             remaining: self.store.len() as u64,
         });
         let status = self.status();
-        self.outbox.flush(&self.store, &status, true);
-        let leftovers = self.outbox.drain(&self.store, &status);
+        self.outbox.flush(&mut self.store, &status, true);
+        let leftovers = self.outbox.drain(&mut self.store, &status);
         for reply in self.pending_syncs.drain(..) {
             let _ = reply.send(());
         }
@@ -150,7 +150,7 @@ impl Worker {
         }
         let status = self.status();
         let answer_syncs = self.sweep.is_none() && !self.pending_syncs.is_empty();
-        self.outbox.flush(&self.store, &status, answer_syncs);
+        self.outbox.flush(&mut self.store, &status, answer_syncs);
         if answer_syncs {
             for reply in self.pending_syncs.drain(..) {
                 let _ = reply.send(());
@@ -312,7 +312,7 @@ impl Worker {
         if let Some(meta) = activity.meta {
             self.store.set_meta(activity.id.as_str(), meta);
         }
-        self.outbox.mark_touched(&activity.id);
+        self.outbox.mark_touched();
     }
 
     /// Compares the wall clock with the monotonic clock at most once per
