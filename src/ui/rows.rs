@@ -118,8 +118,12 @@ pub struct SessionRows {
     /// Rows changed since the orders were brought up to date; may hold duplicates
     /// and rows removed since.
     dirty: Vec<u32>,
-    /// Whether rows were removed since the orders were brought up to date.
-    removed_any: bool,
+    /// One bit per slot, set for rows removed or changed since the orders were brought
+    /// up to date: their entries leave both orders. A bitmap, so that filtering the
+    /// orders reads no rows.
+    gone: Vec<u64>,
+    /// Slots whose bit is set in `gone`.
+    gone_slots: Vec<u32>,
     /// Whether the display order must be sorted in full.
     resort: bool,
     sort_column: Column,
@@ -138,7 +142,8 @@ impl Default for SessionRows {
             order: Vec::new(),
             by_activity: Vec::new(),
             dirty: Vec::new(),
-            removed_any: false,
+            gone: Vec::new(),
+            gone_slots: Vec::new(),
             resort: false,
             sort_column: Column::TimeLeft,
             ascending: true,
@@ -316,7 +321,7 @@ impl SessionRows {
         self.meta.remove(&slot);
         self.free.push(slot);
         self.len -= 1;
-        self.removed_any = true;
+        self.mark_gone(slot);
     }
 
     fn mark_dirty(&mut self, slot: u32) {
@@ -325,13 +330,26 @@ impl SessionRows {
             row.dirty = true;
             self.dirty.push(slot);
         }
+        self.mark_gone(slot);
+    }
+
+    fn mark_gone(&mut self, slot: u32) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        if self.gone.len() <= word {
+            self.gone
+                .resize(self.rows.len().div_ceil(64).max(word + 1), 0);
+        }
+        if self.gone[word] & bit == 0 {
+            self.gone[word] |= bit;
+            self.gone_slots.push(slot);
+        }
     }
 
     /// Brings both orders up to date: drops removed and changed rows from them, sorts
     /// the changed rows and merges them in. Sorts the display order in full after the
     /// sort column changed.
     fn refresh(&mut self) {
-        if !self.removed_any && self.dirty.is_empty() && !self.resort {
+        if self.gone_slots.is_empty() && !self.resort {
             return;
         }
         let mut changed = std::mem::take(&mut self.dirty);
@@ -340,9 +358,10 @@ impl SessionRows {
         changed.retain(|&slot| self.rows[slot as usize].live);
 
         let rows = &self.rows;
+        let gone = &self.gone;
         let keep = |slot: &u32| {
-            let row = &rows[*slot as usize];
-            row.live && !row.dirty
+            gone.get(*slot as usize / 64)
+                .is_none_or(|word| word & (1 << (*slot % 64)) == 0)
         };
         if self.resort {
             self.order.clear();
@@ -380,7 +399,10 @@ impl SessionRows {
         changed.clear();
         changed.shrink_to(1024);
         self.dirty = changed;
-        self.removed_any = false;
+        for slot in self.gone_slots.drain(..) {
+            self.gone[slot as usize / 64] = 0;
+        }
+        self.gone_slots.shrink_to(1024);
         self.resort = false;
     }
 }
