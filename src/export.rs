@@ -6,6 +6,7 @@
 //! thread calls it; the window calls it from a short-lived export thread.
 
 use std::fmt;
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -67,14 +68,24 @@ pub enum ExportError {
         /// Its extension, lower-cased.
         extension: String,
     },
-    /// Creating, writing or renaming the file failed.
-    #[error("failed to export the log to {}: {source}", path.display())]
+    /// The path names something other than a regular file, such as a device, a folder
+    /// or a pipe, which an export must not replace.
+    #[error(
+        "cannot export to {}: it is not a regular file; choose a file name",
+        path.display()
+    )]
+    NotAFile {
+        /// The requested path.
+        path: PathBuf,
+    },
+    /// Creating, writing or renaming the file failed. The message includes the
+    /// operating system's error, so it is not also chained as a source.
+    #[error("failed to export the log to {}: {io_error}", path.display())]
     Io {
         /// The requested path.
         path: PathBuf,
         /// The operating system's error.
-        #[source]
-        source: io::Error,
+        io_error: io::Error,
     },
 }
 
@@ -90,27 +101,58 @@ pub struct ExportSummary {
 }
 
 /// Writes `log` to `path`, replacing any file there only once the new one is complete.
+///
+/// A symbolic link is followed, so the link stays and its target is replaced. Paths that
+/// name a device, a folder or a pipe are rejected. A replaced file keeps its
+/// permissions; a new one gets the usual `0o666` less the process umask.
 pub fn write_log(path: &Path, log: &LogSnapshot) -> Result<ExportSummary, ExportError> {
     let format = ExportFormat::from_path(path)?;
-    let io_error = |source| ExportError::Io {
+    let io_error = |io_error| ExportError::Io {
         path: path.to_owned(),
-        source,
+        io_error,
     };
 
-    let folder = match path.parent() {
+    // The file to replace: the link's target when `path` is a symbolic link.
+    let existing = match fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => Some(metadata),
+        Ok(_) => {
+            return Err(ExportError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(error) => return Err(io_error(error)),
+    };
+    let target = match existing {
+        Some(_) => fs::canonicalize(path).map_err(io_error)?,
+        None => path.to_owned(),
+    };
+    if target.file_name().is_none() || path.as_os_str().is_empty() {
+        return Err(ExportError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+
+    let folder = match target.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
     if !folder.is_dir() {
-        let source = io::Error::new(io::ErrorKind::NotFound, "the folder does not exist");
-        return Err(io_error(source));
+        let missing = io::Error::new(io::ErrorKind::NotFound, "the folder does not exist");
+        return Err(io_error(missing));
     }
-    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temporary = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".tmp")
-        .tempfile_in(folder)
-        .map_err(io_error)?;
+    let file_name = target.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!(".{file_name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    if let Some(permissions) = new_file_permissions() {
+        builder.permissions(permissions);
+    }
+    let temporary = builder.tempfile_in(folder).map_err(io_error)?;
+    // A replaced file keeps its mode; a new one got `0o666` less the umask at creation.
+    if let Some(existing) = existing {
+        fs::set_permissions(temporary.path(), existing.permissions()).map_err(io_error)?;
+    }
 
     let mut writer = BufWriter::new(temporary);
     let lines = write_records(&mut writer, format, log).map_err(io_error)?;
@@ -119,7 +161,7 @@ pub fn write_log(path: &Path, log: &LogSnapshot) -> Result<ExportSummary, Export
         .map_err(|error| io_error(error.into_error()))?;
     temporary.as_file().sync_all().map_err(io_error)?;
     temporary
-        .persist(path)
+        .persist(&target)
         .map_err(|error| io_error(error.error))?;
 
     Ok(ExportSummary {
@@ -127,6 +169,20 @@ pub fn write_log(path: &Path, log: &LogSnapshot) -> Result<ExportSummary, Export
         format,
         lines,
     })
+}
+
+/// Returns the mode a new export is created with: read and write for everyone, less the
+/// umask, as `File::create` does.
+#[cfg(unix)]
+fn new_file_permissions() -> Option<fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(fs::Permissions::from_mode(0o666))
+}
+
+/// Returns `None`, so a new export keeps the temporary file's default permissions.
+#[cfg(not(unix))]
+fn new_file_permissions() -> Option<fs::Permissions> {
+    None
 }
 
 fn write_records(
@@ -287,5 +343,81 @@ mod tests {
     #[test]
     fn printable_replaces_control_characters() {
         assert_eq!(printable("a\nb\u{1b}c"), "a\u{FFFD}b\u{FFFD}c");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod file_tests {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+    use super::*;
+
+    fn empty_log() -> LogSnapshot {
+        LogSnapshot {
+            records: Vec::new(),
+            evicted: 0,
+        }
+    }
+
+    #[test]
+    fn device_is_not_replaced() {
+        let error = write_log(Path::new("/dev/null"), &empty_log()).unwrap_err();
+        assert!(matches!(error, ExportError::NotAFile { .. }), "{error}");
+        let metadata = fs::metadata("/dev/null").unwrap();
+        assert!(metadata.file_type().is_char_device());
+    }
+
+    #[test]
+    fn folder_is_not_replaced() {
+        let folder = tempfile::tempdir().unwrap();
+        let error = write_log(folder.path(), &empty_log()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot export to {}: it is not a regular file; choose a file name",
+                folder.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn symlink_target_is_replaced() {
+        let folder = tempfile::tempdir().unwrap();
+        let target = folder.path().join("real.txt");
+        let link = folder.path().join("link.txt");
+        fs::write(&target, "old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+
+        write_log(&link, &empty_log()).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "");
+    }
+
+    #[test]
+    fn replaced_file_keeps_mode() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("log.txt");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+
+        write_log(&path, &empty_log()).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn new_file_is_not_private() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("log.txt");
+        write_log(&path, &empty_log()).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        // 0o666 less a umask that keeps the owner's read and write.
+        assert_eq!(mode & 0o600, 0o600);
+        assert_ne!(mode, 0o600, "a new export is created as File::create would");
     }
 }
