@@ -15,7 +15,7 @@ use crate::log_book::LogSnapshot;
 /// A dialog that returns faster than this with no path is taken as "no dialog could be
 /// shown" (rfd's default backend returns at once without a portal or zenity), not as a
 /// cancel by the user.
-const NO_DIALOG_THRESHOLD: Duration = Duration::from_millis(400);
+const NO_DIALOG_THRESHOLD: Duration = Duration::from_secs(1);
 
 /// Asks the user for a path to save to, blocking its thread; `None` when cancelled or
 /// when no dialog can be shown.
