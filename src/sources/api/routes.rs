@@ -225,6 +225,8 @@ async fn end_session(State(state): State<Shared>, uri: Uri) -> Result<Response, 
     let answer = state.query(Query::Session(id.clone())).await?;
     let session = found(&answer, &id)?;
     let view = SessionView::new(session, &answer, state.clock.as_ref());
+    // NOTE: a sweep between the query and this command can remove the session first;
+    // the response still says it ended, and the engine logs that it found no session.
     state.send(Command::End { id: id.clone() })?;
     Ok(Json(json!({ "ended": true, "session": view })).into_response())
 }

@@ -37,6 +37,8 @@ pub(super) async fn serve(
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_size)
         .max_headers(limits.max_headers);
+    // TODO: no per-client rate limit; one client with many connections can take most
+    // of the engine's queue, and then every client gets 503 until it drains.
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(stopped);
