@@ -148,6 +148,33 @@ impl SlotIndex {
         self.len -= 1;
     }
 
+    /// Removes the entries in buckets `positions` whose slot `matches`. Returns how many
+    /// it removed. Reads the buckets in memory order and no key.
+    pub fn remove_where(
+        &mut self,
+        positions: std::ops::Range<usize>,
+        mut matches: impl FnMut(u32) -> bool,
+    ) -> usize {
+        let mask = self.mask();
+        let mut removed = 0;
+        // Backwards, so a bucket whose successor was just emptied can be emptied too.
+        for position in positions.rev() {
+            let bucket = self.buckets[position];
+            if !is_entry(bucket) || !matches(bucket & SLOT_MASK) {
+                continue;
+            }
+            if self.buckets[(position + 1) & mask] == EMPTY {
+                self.buckets[position] = EMPTY;
+            } else {
+                self.buckets[position] = DELETED;
+                self.deleted += 1;
+            }
+            removed += 1;
+        }
+        self.len -= removed;
+        removed
+    }
+
     /// Adds an entry for a key that has none. `rehash` returns the hash of a slot's key,
     /// for the entries moved when the table grows or drops its deleted buckets.
     pub fn insert(&mut self, hash: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
@@ -237,6 +264,23 @@ mod tests {
         for (slot, key) in keys.iter().enumerate() {
             let found = index.find(hasher.hash(key), |other| keys[other as usize] == *key);
             assert_eq!(found.is_some(), slot % 2 == 1, "{key}");
+        }
+    }
+
+    #[test]
+    fn remove_where_clears_matching_slots() {
+        let hasher = KeyHasher::default();
+        let names: Vec<String> = (0..300).map(|n| format!("k{n}")).collect();
+        let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut index = index_of(&keys, &hasher);
+        let middle = index.buckets() / 2;
+        let mut removed = index.remove_where(0..middle, |slot| slot % 3 == 0);
+        removed += index.remove_where(middle..index.buckets(), |slot| slot % 3 == 0);
+        assert_eq!(removed, 100);
+        assert_eq!(index.len(), 200);
+        for (slot, key) in keys.iter().enumerate() {
+            let found = index.find(hasher.hash(key), |other| keys[other as usize] == *key);
+            assert_eq!(found.is_some(), slot % 3 != 0, "{key}");
         }
     }
 

@@ -40,7 +40,7 @@ const SCAN_SHARE_DIVISOR: usize = 16;
 const SCANS_PER_REMOVAL: usize = 64;
 
 /// Tombstones a sweep step may skip per session it is allowed to remove.
-const SKIPS_PER_REMOVAL: usize = 16;
+const SKIPS_PER_REMOVAL: usize = 64;
 
 /// Hash table buckets a sweep step may clean per session it is allowed to remove.
 const BUCKETS_PER_REMOVAL: usize = 64;
@@ -210,13 +210,21 @@ impl ActivityQueue {
 
     /// Drops tombstones from the front, at most `budget`. Returns how many it dropped.
     fn drop_front_tombstones(&mut self, budget: usize) -> usize {
-        let mut dropped = 0;
-        while dropped < budget && self.entries.front() == Some(&NONE) {
-            self.entries.pop_front();
-            self.front = self.front.wrapping_add(1);
-            dropped += 1;
+        let leading = |entries: &[u32], limit: usize| {
+            let limit = limit.min(entries.len());
+            entries[..limit]
+                .iter()
+                .position(|&slot| slot != NONE)
+                .unwrap_or(limit)
+        };
+        let (first, second) = self.entries.as_slices();
+        let mut count = leading(first, budget);
+        if count == first.len() {
+            count += leading(second, budget - count);
         }
-        dropped
+        self.entries.drain(..count);
+        self.front = self.front.wrapping_add(count as u32);
+        count
     }
 
     fn tombstones(&self) -> usize {
@@ -568,6 +576,14 @@ impl SessionStore {
         let mut removed = 0;
         let mut slot = next_slot;
         while slot < end && removed < limit {
+            // The queue entry of a stale session further on is written to soon.
+            if let Some(ahead) = self.nodes.get(slot + PREFETCH_DISTANCE)
+                && ahead.place == Place::Queued
+                && ahead.last_active <= cutoff
+                && let Some(entry) = self.queue.entries.get(self.queue.index_of(ahead.link))
+            {
+                prefetch(entry);
+            }
             let node = &self.nodes[slot];
             if node.is_live() && node.last_active <= cutoff {
                 self.detach(slot as u32);
@@ -824,14 +840,11 @@ impl SessionStore {
         while budget > 0 && self.parked.indexed > 0 {
             let buckets = self.index.buckets();
             let end = self.parked.cursor.saturating_add(budget).min(buckets);
-            for position in self.parked.cursor..end {
-                if let Some(slot) = self.index.slot_at(position)
-                    && self.parked.contains(slot)
-                {
-                    self.index.remove_at(position);
-                    self.parked.indexed -= 1;
-                }
-            }
+            let parked = &self.parked;
+            let cleared = self
+                .index
+                .remove_where(parked.cursor..end, |slot| parked.contains(slot));
+            self.parked.indexed -= cleared;
             budget -= end - self.parked.cursor;
             // Past the last bucket with entries left, the table was rebuilt during the
             // pass and moved them into buckets already checked: check again.
