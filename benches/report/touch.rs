@@ -11,37 +11,41 @@ use crate::{Comparison, Figure, Target};
 /// Touches per timed run.
 const TOUCHES: usize = 1_000_000;
 
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 pub fn compare() -> Vec<Comparison> {
     let keys = keys(1_000_000);
     let accesses = uniform_accesses(keys.len(), TOUCHES * RUNS, 11);
-
     let mut aged = AgedStore::build(&keys, 5);
-    let mut clock = 2 * keys.len();
-    // As the engine worker applies a batch: each session's hash table bucket and node
-    // are asked for a few touches ahead.
-    let ours = median_rate(&accesses, |batch| {
-        for (index, &key) in batch.iter().enumerate() {
-            if let Some(&ahead) = batch.get(index + 16) {
-                aged.store.prefetch_bucket(keys[ahead as usize].as_str());
-            }
-            if let Some(&ahead) = batch.get(index + 8) {
-                aged.store.prefetch_session(keys[ahead as usize].as_str());
-            }
-            clock += 1;
-            aged.store
-                .touch(&keys[key as usize], Source::Api, at(clock), IDLE_TIMEOUT);
-        }
-    });
-    drop(aged);
-
     let cache = moka_cache(&keys);
-    let theirs = median_rate(&accesses, |batch| {
-        for &key in batch {
-            std::hint::black_box(cache.get(&keys[key as usize]));
-        }
-    });
+    let mut clock = 2 * keys.len();
+
+    // Runs alternate between the two, so both see the same machine load.
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for batch in accesses.chunks(TOUCHES) {
+        // As the engine worker applies a batch: each session's hash table bucket and
+        // node are asked for a few touches ahead.
+        ours.push(rate(batch, || {
+            for (index, &key) in batch.iter().enumerate() {
+                if let Some(&ahead) = batch.get(index + 16) {
+                    aged.store.prefetch_bucket(keys[ahead as usize].as_str());
+                }
+                if let Some(&ahead) = batch.get(index + 8) {
+                    aged.store.prefetch_session(keys[ahead as usize].as_str());
+                }
+                clock += 1;
+                aged.store
+                    .touch(&keys[key as usize], Source::Api, at(clock), IDLE_TIMEOUT);
+            }
+        }));
+        theirs.push(rate(batch, || {
+            for &key in batch {
+                std::hint::black_box(cache.get(&keys[key as usize]));
+            }
+        }));
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
 
     vec![
         Comparison::new(
@@ -67,16 +71,14 @@ fn moka_cache(keys: &[SessionId]) -> moka::sync::Cache<SessionId, u64> {
     cache
 }
 
-/// Runs `touch` over [`RUNS`] slices of `accesses` and returns the median rate.
-fn median_rate(accesses: &[u32], mut touch: impl FnMut(&[u32])) -> f64 {
-    let mut rates: Vec<f64> = accesses
-        .chunks(TOUCHES)
-        .map(|batch| {
-            let started = Instant::now();
-            touch(batch);
-            batch.len() as f64 / started.elapsed().max(Duration::from_nanos(1)).as_secs_f64()
-        })
-        .collect();
+/// Returns the rate of `touch`, which applies the touches of `batch`.
+fn rate(batch: &[u32], touch: impl FnOnce()) -> f64 {
+    let started = Instant::now();
+    touch();
+    batch.len() as f64 / started.elapsed().max(Duration::from_nanos(1)).as_secs_f64()
+}
+
+fn median(mut rates: Vec<f64>) -> f64 {
     rates.sort_by(f64::total_cmp);
     rates[rates.len() / 2]
 }
