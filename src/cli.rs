@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::engine::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SWEEP_INTERVAL};
+use crate::engine::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SWEEP_INTERVAL, check_setting};
 use crate::sources::api::DEFAULT_LISTEN;
 
 /// Idle timeout of the fast demo.
@@ -23,12 +23,14 @@ pub const DEMO_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about)]
 pub struct Options {
-    /// Idle time after which a session is stale [default: 5m; 20s with --demo]
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    /// Idle time after which a session is stale, 100ms to 365days [default: 5m; 20s with
+    /// --demo]
+    #[arg(long, value_name = "DURATION", value_parser = parse_setting)]
     pub idle_timeout: Option<Duration>,
 
-    /// Time between scheduled sweeps of stale sessions [default: 5m; 15s with --demo]
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    /// Time between scheduled sweeps of stale sessions, 100ms to 365days [default: 5m;
+    /// 15s with --demo]
+    #[arg(long, value_name = "DURATION", value_parser = parse_setting)]
     pub sweep_interval: Option<Duration>,
 
     /// Fast demo: idle timeout 20s and sweep interval 15s, unless set explicitly
@@ -100,6 +102,10 @@ pub struct Options {
     pub verbose: bool,
 }
 
+/// Highest replay speed factor: a day of log in under a tenth of a second. Above it,
+/// use `max`.
+pub const MAX_SPEED: f64 = 1_000_000.0;
+
 /// Replay speed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speed {
@@ -137,6 +143,12 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+fn parse_setting(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    check_setting("the value", duration)?;
+    Ok(duration)
+}
+
 /// Parses `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a port alone (on 127.0.0.1).
 fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = text.parse::<u16>() {
@@ -160,8 +172,10 @@ fn parse_speed(text: &str) -> Result<Speed, String> {
     let factor: f64 = text
         .parse()
         .map_err(|_| format!("expected a number such as 0.5, 1 or 60, or \"max\"; got {text:?}"))?;
-    if !(factor.is_finite() && factor > 0.0) {
-        return Err(format!("must be a finite number above zero; got {text}"));
+    if !(factor.is_finite() && factor > 0.0 && factor <= MAX_SPEED) {
+        return Err(format!(
+            "must be a number above zero and at most {MAX_SPEED}, or \"max\"; got {text}"
+        ));
     }
     Ok(Speed::Factor(factor))
 }
@@ -199,6 +213,8 @@ mod tests {
     #[test]
     fn zero_and_unitless_durations_rejected() {
         assert!(parse(&["--idle-timeout", "0s"]).is_err());
+        assert!(parse(&["--sweep-interval", "1ns"]).is_err());
+        assert!(parse(&["--idle-timeout", "400days"]).is_err());
         assert!(parse(&["--sweep-interval", "5"]).is_err());
     }
 
@@ -242,6 +258,8 @@ mod tests {
         assert!(parse(&["--speed", "0"]).is_err());
         assert!(parse(&["--speed", "-2"]).is_err());
         assert!(parse(&["--speed", "inf"]).is_err());
+        assert!(parse(&["--speed", "1e20"]).is_err());
+        assert!(parse(&["--speed", "1000000"]).is_ok());
         assert!(parse(&["--speed", "fast"]).is_err());
     }
 }

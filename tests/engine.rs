@@ -697,7 +697,7 @@ fn zero_idle_timeout_rejected() {
     let records = harness.settle();
     assert_eq!(
         error_messages(&records),
-        ["idle timeout must be above zero; keeping the current value"]
+        ["idle timeout 0s is out of range: use 100ms to 365days; keeping the current value"]
     );
     assert_eq!(harness.status().idle_timeout, 5 * MINUTE);
 }
@@ -709,7 +709,7 @@ fn zero_sweep_interval_rejected() {
     let records = harness.settle();
     assert_eq!(
         error_messages(&records),
-        ["sweep interval must be above zero; keeping the current value"]
+        ["sweep interval 0s is out of range: use 100ms to 365days; keeping the current value"]
     );
     assert_eq!(harness.status().sweep_interval, 5 * MINUTE);
 }

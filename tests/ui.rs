@@ -234,7 +234,10 @@ fn export_without_dialog_takes_typed_path() {
         .query_by_label_contains("No file dialog is available")
         .is_none()
     {
-        assert!(Instant::now() < deadline, "the typed-path form did not open");
+        assert!(
+            Instant::now() < deadline,
+            "the typed-path form did not open"
+        );
         std::thread::sleep(Duration::from_millis(5));
         harness.step();
     }

@@ -49,6 +49,30 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Default time between scheduled sweeps.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
+/// Shortest accepted idle timeout and sweep interval. Shorter ones would make the worker
+/// sweep in a busy loop or expire sessions between two of a client's requests.
+pub const MIN_SETTING: Duration = Duration::from_millis(100);
+
+/// Longest accepted idle timeout and sweep interval: 365 days.
+pub const MAX_SETTING: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Checks an idle timeout or sweep interval against [`MIN_SETTING`] and [`MAX_SETTING`].
+/// The error names the setting (`what`) and the accepted range.
+pub fn check_setting(what: &str, value: Duration) -> Result<(), String> {
+    if (MIN_SETTING..=MAX_SETTING).contains(&value) {
+        return Ok(());
+    }
+    let shown = if value.is_zero() {
+        "0s".to_owned()
+    } else {
+        humantime::format_duration(value).to_string()
+    };
+    // humantime would print 365 days as months; the literal matches the constants.
+    Err(format!(
+        "{what} {shown} is out of range: use 100ms to 365days"
+    ))
+}
+
 /// Settings of an engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -105,7 +129,7 @@ pub enum StartError {
     },
     /// A setting is out of range.
     #[error("invalid engine setting: {0}")]
-    InvalidSetting(&'static str),
+    InvalidSetting(String),
     /// The operating system would not start the worker thread.
     #[error("failed to start the engine worker thread: {0}")]
     Spawn(#[source] std::io::Error),
@@ -271,15 +295,9 @@ impl Drop for Engine {
 }
 
 fn validate(config: &EngineConfig) -> Result<(), StartError> {
+    check_setting("idle timeout", config.idle_timeout).map_err(StartError::InvalidSetting)?;
+    check_setting("sweep interval", config.sweep_interval).map_err(StartError::InvalidSetting)?;
     let checks = [
-        (
-            config.idle_timeout.is_zero(),
-            "idle timeout must be above zero",
-        ),
-        (
-            config.sweep_interval.is_zero(),
-            "sweep interval must be above zero",
-        ),
         (
             config.command_capacity == 0,
             "command capacity must be above zero",
@@ -299,7 +317,7 @@ fn validate(config: &EngineConfig) -> Result<(), StartError> {
         (config.sweep_step == 0, "sweep step must be above zero"),
     ];
     match checks.into_iter().find(|(failed, _)| *failed) {
-        Some((_, reason)) => Err(StartError::InvalidSetting(reason)),
+        Some((_, reason)) => Err(StartError::InvalidSetting(reason.to_owned())),
         None => Ok(()),
     }
 }

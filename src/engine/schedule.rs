@@ -66,8 +66,7 @@ impl Schedule {
         }
         let due = self.next_due;
         let periods_passed = (now - self.anchor).as_nanos() / self.interval.as_nanos();
-        let next_period = u32::try_from(periods_passed + 1).unwrap_or(u32::MAX);
-        let next_due = self.anchor + self.interval.saturating_mul(next_period);
+        let next_due = self.due_after_periods(periods_passed + 1);
         // `due` itself is one of the periods that passed, so it is not counted as skipped.
         let periods_due = (next_due - due).as_nanos() / self.interval.as_nanos();
         self.next_due = next_due;
@@ -85,8 +84,16 @@ impl Schedule {
             return None;
         }
         let periods = (at - self.anchor).as_nanos() / self.interval.as_nanos();
-        let periods = u32::try_from(periods).unwrap_or(u32::MAX);
-        Some(self.anchor + self.interval.saturating_mul(periods))
+        Some(self.due_after_periods(periods))
+    }
+
+    /// Returns `anchor + periods * interval`, saturating at the end of time. The count is
+    /// 128 bits wide, so a short interval after a long jump never stops the schedule.
+    fn due_after_periods(&self, periods: u128) -> MonoTime {
+        let nanos = self.interval.as_nanos().saturating_mul(periods);
+        let seconds = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+        let subsec = (nanos % 1_000_000_000) as u32;
+        self.anchor + Duration::new(seconds, subsec)
     }
 
     /// Changes the interval; the new schedule is anchored at `now`.
@@ -150,6 +157,18 @@ mod tests {
         assert_eq!(schedule.latest_due_by(minutes(4)), None);
         assert_eq!(schedule.latest_due_by(minutes(5)), Some(minutes(5)));
         assert_eq!(schedule.latest_due_by(minutes(23)), Some(minutes(20)));
+    }
+
+    #[test]
+    fn short_interval_survives_long_jump() {
+        let millisecond = Duration::from_millis(1);
+        let mut schedule = Schedule::new(MonoTime::ZERO, millisecond);
+        // Far more periods than fit in 32 bits.
+        let later = MonoTime::from_duration(Duration::from_secs(10_000_000));
+        let due = schedule.take_due(later).unwrap();
+        assert_eq!(due.skipped, 9_999_999_999);
+        assert_eq!(schedule.next_due(), later + millisecond);
+        assert_eq!(schedule.take_due(later), None);
     }
 
     #[test]

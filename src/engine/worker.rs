@@ -12,7 +12,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
 
-use super::EngineConfig;
 use super::clock::{MonoTime, SharedClock};
 use super::clock_watch::ClockWatch;
 use super::event::{Activity, Command, Event, Record, RemovalCause, Status, SweepTrigger, Update};
@@ -21,6 +20,7 @@ use super::query::{self, QueryContext, RemovalCounts};
 use super::schedule::{DueSweep, Schedule};
 use super::session::Session;
 use super::store::{SessionStore, TouchOutcome, stale_cutoff};
+use super::{EngineConfig, check_setting};
 
 /// Maximum single wait, so a clock that was adjusted or suspended is read again soon.
 const MAX_WAIT: Duration = Duration::from_secs(1);
@@ -339,9 +339,9 @@ impl Worker {
     }
 
     fn set_idle_timeout(&mut self, idle_timeout: Duration) {
-        if idle_timeout.is_zero() {
+        if let Err(problem) = check_setting("idle timeout", idle_timeout) {
             self.emit(Event::Error {
-                message: "idle timeout must be above zero; keeping the current value".into(),
+                message: format!("{problem}; keeping the current value"),
             });
             return;
         }
@@ -350,9 +350,9 @@ impl Worker {
     }
 
     fn set_sweep_interval(&mut self, interval: Duration) {
-        if interval.is_zero() {
+        if let Err(problem) = check_setting("sweep interval", interval) {
             self.emit(Event::Error {
-                message: "sweep interval must be above zero; keeping the current value".into(),
+                message: format!("{problem}; keeping the current value"),
             });
             return;
         }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::format::{format_countdown, format_duration_setting};
+use crate::engine::check_setting;
 use crate::engine::clock::SharedClock;
 use crate::engine::event::{Event, Status, format_duration};
 use std::sync::Arc;
@@ -50,12 +51,10 @@ impl SettingsForm {
     }
 
     fn parse(&self) -> Result<(Duration, Duration), String> {
-        let parse = |name: &str, text: &str| {
+        let parse = |name: &str, text: &str| -> Result<Duration, String> {
             let duration = humantime::parse_duration(text.trim())
                 .map_err(|error| format!("invalid {name} {text:?}: {error}"))?;
-            if duration.is_zero() {
-                return Err(format!("{name} must be above zero"));
-            }
+            check_setting(name, duration)?;
             Ok(duration)
         };
         Ok((
