@@ -58,8 +58,8 @@ pub fn compare() -> Vec<Comparison> {
     ]
 }
 
-/// A moka cache holding every key, whose entries expire after [`IDLE_TIMEOUT`] without
-/// a read or write: a read is moka's touch.
+/// Builds a moka cache of every key, whose entries expire after [`IDLE_TIMEOUT`]
+/// without a read or write, so a read is moka's touch.
 fn moka_cache(keys: &[SessionId]) -> moka::sync::Cache<SessionId, u64> {
     let cache = moka::sync::Cache::builder()
         .time_to_idle(IDLE_TIMEOUT)

@@ -7,8 +7,8 @@
 //! takes a closure that compares the key with the slot's session, and growing takes one
 //! that hashes a slot's session again.
 //!
-//! Unlike `hashbrown`'s table, it tells where a key's probe starts, so a batch of
-//! lookups can ask the processor to load their buckets before they are needed, and the
+//! Unlike `hashbrown`'s table, it exposes where a key's probe starts, so a batch of
+//! lookups can ask the processor to load their buckets before they are needed. The
 //! position of each entry is stable until the table grows or is rebuilt.
 
 use std::hash::BuildHasher;
@@ -61,7 +61,7 @@ fn entry(hash: u64, slot: u32) -> u32 {
     tag(hash) | slot
 }
 
-/// Returns whether a bucket holds an entry, not [`EMPTY`] nor [`DELETED`].
+/// Returns whether a bucket contains an entry, not [`EMPTY`] nor [`DELETED`].
 fn is_entry(bucket: u32) -> bool {
     bucket < DELETED
 }
@@ -127,7 +127,7 @@ impl SlotIndex {
         None
     }
 
-    /// Returns the slot at `position`, if the bucket holds an entry.
+    /// Returns the slot at `position`, if the bucket contains an entry.
     pub fn slot_at(&self, position: usize) -> Option<u32> {
         let bucket = *self.buckets.get(position)?;
         is_entry(bucket).then_some(bucket & SLOT_MASK)
@@ -138,7 +138,7 @@ impl SlotIndex {
         debug_assert!(is_entry(self.buckets[position]));
         let next = self.buckets[(position + 1) & self.mask()];
         // A bucket before an empty one ends every probe that reaches it, so it can be
-        // empty too; otherwise later entries of the probe must stay reachable.
+        // empty too. Otherwise it stays a marker, so later entries stay reachable.
         if next == EMPTY {
             self.buckets[position] = EMPTY;
         } else {

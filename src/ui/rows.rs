@@ -121,9 +121,9 @@ pub struct SessionRows {
     /// One bit per slot, set for rows removed or changed since the orders were brought
     /// up to date: their entries leave both orders. A bitmap, so that filtering the
     /// orders reads no rows.
-    gone: Vec<u64>,
-    /// Slots whose bit is set in `gone`.
-    gone_slots: Vec<u32>,
+    outdated: Vec<u64>,
+    /// Slots whose bit is set in `outdated`.
+    outdated_slots: Vec<u32>,
     /// Whether the display order must be sorted in full.
     resort: bool,
     sort_column: Column,
@@ -142,8 +142,8 @@ impl Default for SessionRows {
             order: Vec::new(),
             by_activity: Vec::new(),
             dirty: Vec::new(),
-            gone: Vec::new(),
-            gone_slots: Vec::new(),
+            outdated: Vec::new(),
+            outdated_slots: Vec::new(),
             resort: false,
             sort_column: Column::TimeLeft,
             ascending: true,
@@ -321,7 +321,7 @@ impl SessionRows {
         self.meta.remove(&slot);
         self.free.push(slot);
         self.len -= 1;
-        self.mark_gone(slot);
+        self.mark_outdated(slot);
     }
 
     fn mark_dirty(&mut self, slot: u32) {
@@ -330,18 +330,18 @@ impl SessionRows {
             row.dirty = true;
             self.dirty.push(slot);
         }
-        self.mark_gone(slot);
+        self.mark_outdated(slot);
     }
 
-    fn mark_gone(&mut self, slot: u32) {
+    fn mark_outdated(&mut self, slot: u32) {
         let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
-        if self.gone.len() <= word {
-            self.gone
+        if self.outdated.len() <= word {
+            self.outdated
                 .resize(self.rows.len().div_ceil(64).max(word + 1), 0);
         }
-        if self.gone[word] & bit == 0 {
-            self.gone[word] |= bit;
-            self.gone_slots.push(slot);
+        if self.outdated[word] & bit == 0 {
+            self.outdated[word] |= bit;
+            self.outdated_slots.push(slot);
         }
     }
 
@@ -349,7 +349,7 @@ impl SessionRows {
     /// the changed rows and merges them in. Sorts the display order in full after the
     /// sort column changed.
     fn refresh(&mut self) {
-        if self.gone_slots.is_empty() && !self.resort {
+        if self.outdated_slots.is_empty() && !self.resort {
             return;
         }
         let mut changed = std::mem::take(&mut self.dirty);
@@ -358,9 +358,10 @@ impl SessionRows {
         changed.retain(|&slot| self.rows[slot as usize].live);
 
         let rows = &self.rows;
-        let gone = &self.gone;
+        let outdated = &self.outdated;
         let keep = |slot: &u32| {
-            gone.get(*slot as usize / 64)
+            outdated
+                .get(*slot as usize / 64)
                 .is_none_or(|word| word & (1 << (*slot % 64)) == 0)
         };
         if self.resort {
@@ -399,10 +400,10 @@ impl SessionRows {
         changed.clear();
         changed.shrink_to(1024);
         self.dirty = changed;
-        for slot in self.gone_slots.drain(..) {
-            self.gone[slot as usize / 64] = 0;
+        for slot in self.outdated_slots.drain(..) {
+            self.outdated[slot as usize / 64] = 0;
         }
-        self.gone_slots.shrink_to(1024);
+        self.outdated_slots.shrink_to(1024);
         self.resort = false;
     }
 }
