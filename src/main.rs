@@ -6,7 +6,6 @@ use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
 use session_monitor::cli::Options;
-use session_monitor::engine::no_waker;
 use session_monitor::headless;
 use session_monitor::runtime::Runtime;
 use session_monitor::ui::{self, WindowError};
@@ -30,7 +29,7 @@ fn main() -> ExitCode {
     }
 
     let result = if options.headless {
-        Runtime::start(&options, no_waker())
+        Runtime::start_headless(&options)
             .and_then(|runtime| headless::run(runtime, &options, &stop_rx))
     } else if let Some(reason) = missing_display() {
         if options.window {
@@ -38,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         eprintln!("{reason}; running headless (pass --headless to skip this check)");
-        Runtime::start(&options, no_waker())
+        Runtime::start_headless(&options)
             .and_then(|runtime| headless::run(runtime, &options, &stop_rx))
     } else {
         run_window(&options, window_context, &stop_rx)

@@ -43,10 +43,26 @@ impl Runtime {
     /// `--simulate`. A replay's clock follows the log; otherwise the clock is the
     /// system's.
     pub fn start(options: &Options, waker: Waker) -> anyhow::Result<Runtime> {
+        Self::start_with_record_limit(options, waker, EngineConfig::default().max_pending_records)
+    }
+
+    /// Starts the engine and sources for headless mode. The main thread reads every
+    /// update, so log records wait in the engine without a cap and none is dropped,
+    /// however fast a replay produces them; standard output sets the pace.
+    pub fn start_headless(options: &Options) -> anyhow::Result<Runtime> {
+        Self::start_with_record_limit(options, crate::engine::no_waker(), usize::MAX)
+    }
+
+    fn start_with_record_limit(
+        options: &Options,
+        waker: Waker,
+        max_pending_records: usize,
+    ) -> anyhow::Result<Runtime> {
         let config = EngineConfig {
             name: SCHEDULER_NAME.into(),
             idle_timeout: options.idle_timeout(),
             sweep_interval: options.sweep_interval(),
+            max_pending_records,
             ..EngineConfig::default()
         };
         let replay_plan = match &options.replay {
