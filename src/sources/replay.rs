@@ -200,6 +200,10 @@ impl ReplayPlan {
                 None => {
                     return Err(no_lines_error(&options, number - 1, first_rejection));
                 }
+                // An endless line, such as /dev/zero gives, must not hold start-up forever.
+                Some(ReadLine::TooLong) if reader.bytes_read() > MAX_SCAN_FOR_FIRST_LINE => {
+                    return Err(no_lines_error(&options, number, first_rejection));
+                }
                 Some(ReadLine::TooLong) => SkipReason::TooLong,
                 Some(ReadLine::Complete) => match parse_line(reader.line()) {
                     Ok(line) => break PendingLine::new(line.time, number, line.session_id()),
@@ -402,12 +406,21 @@ enum ReadLine {
     TooLong,
 }
 
+/// Bytes scanned for one line before [`LineReader::next_line`] returns, so a file with
+/// no line ends (a device, a pipe of zeros) cannot keep the reader from checking its stop
+/// signal. The rest of such a line is read as further overlong lines.
+const MAX_LINE_SCAN: usize = 16 * 1024 * 1024;
+
+/// Bytes read at start-up while looking for the first valid line, before giving up.
+const MAX_SCAN_FOR_FIRST_LINE: u64 = 256 * 1024 * 1024;
+
 /// Reads lines of up to [`MAX_LINE_LEN`] bytes into a reused buffer.
 #[derive(Debug)]
 struct LineReader<R> {
     inner: BufReader<R>,
     line: Vec<u8>,
     number: u64,
+    bytes_read: u64,
 }
 
 impl<R: Read> LineReader<R> {
@@ -416,7 +429,13 @@ impl<R: Read> LineReader<R> {
             inner: BufReader::with_capacity(READ_BUFFER_LEN, inner),
             line: Vec::new(),
             number: 0,
+            bytes_read: 0,
         }
+    }
+
+    /// Returns the number of bytes consumed so far.
+    fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// Returns the number of lines read so far.
@@ -456,9 +475,13 @@ impl<R: Read> LineReader<R> {
             }
             let consumed = newline.map_or(available.len(), |index| index + 1);
             self.inner.consume(consumed);
+            self.bytes_read += consumed as u64;
             if newline.is_some() {
                 // An empty line has length 0 but still counts as a line.
                 length = length.max(1);
+                break;
+            }
+            if length > MAX_LINE_SCAN {
                 break;
             }
         }
@@ -568,6 +591,9 @@ impl Replayer {
                 Ok(None) => return Ok(()),
                 Err(error) => return self.report_read_error(number, &error),
             };
+            if read == ReadLine::TooLong && self.context.should_stop() {
+                return Err(Stopped);
+            }
             SourceStats::add(&self.context.stats.lines_read, 1);
 
             let parsed = match read {
