@@ -197,7 +197,7 @@ fn wall_clock_jump_is_logged_not_expired() {
     touch_many(&setup.engine, "s", 3);
     let mut log = Vec::new();
     // The worker compares the clocks at most once a second, when it next wakes.
-    let mut wait_for_anomaly = |log: &mut Vec<Record>| {
+    let wait_for_anomaly = |log: &mut Vec<Record>| {
         let deadline = Instant::now() + WAIT;
         let found = |log: &Vec<Record>| {
             log.iter()
