@@ -6,6 +6,8 @@
 //! reading the log needs to know why they leap. Time spent suspended shows up here as
 //! a forward jump, because `Instant` stops during suspend on Linux (`CLOCK_MONOTONIC`)
 //! and macOS (`CLOCK_UPTIME_RAW`) while the wall clock keeps going.
+//! TODO: check whether `Instant` on Windows (QueryPerformanceCounter) stops during
+//! suspend too; if it does not, suspended time counts as idle time there.
 
 use std::time::{Duration, Instant, SystemTime};
 
