@@ -54,7 +54,7 @@ impl fmt::Display for ExportFormat {
     }
 }
 
-/// Why an export failed.
+/// Error from an export.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The extension names no supported format.
@@ -89,7 +89,7 @@ pub enum ExportError {
     },
 }
 
-/// What an export wrote.
+/// Summary of a written export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSummary {
     /// The file written.

@@ -48,7 +48,7 @@ impl Runtime {
 
     /// Starts the engine and sources for headless mode. The main thread reads every
     /// update, so log records wait in the engine without a cap and none is dropped,
-    /// however fast a replay produces them; standard output sets the pace.
+    /// however fast a replay produces them. Standard output sets the pace.
     pub fn start_headless(options: &Options) -> anyhow::Result<Runtime> {
         Self::start_with_record_limit(options, crate::engine::no_waker(), usize::MAX)
     }

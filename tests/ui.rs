@@ -228,7 +228,7 @@ fn export_without_dialog_takes_typed_path() {
     harness.run();
 
     harness.get_by_label("Export log…").click();
-    // The dialog answers on its own thread.
+    // The dialog returns its result on its own thread.
     let deadline = Instant::now() + Duration::from_secs(10);
     while harness
         .query_by_label_contains("No file dialog is available")

@@ -73,7 +73,7 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn wall_time(&self, at: MonoTime) -> DateTime<Utc>;
 
     /// Returns how long to wait in real time for `span` of this clock's time to pass,
-    /// or `None` when this clock moves only when told to (a manual clock).
+    /// or `None` when this clock moves only on request (a manual clock).
     fn real_wait(&self, span: Duration) -> Option<Duration>;
 
     /// Moves a clock that follows activity time forward to `at`; other clocks ignore it.
@@ -212,7 +212,7 @@ impl Clock for ScaledClock {
     }
 }
 
-/// A clock that moves only when told to: by [`ManualClock::advance`] and
+/// A clock that moves only on request: by [`ManualClock::advance`] and
 /// [`ManualClock::set`], and, when created with [`ManualClock::following_activity`], by
 /// the time stamps of the activity the engine applies.
 #[derive(Debug, Clone)]

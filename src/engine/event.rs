@@ -187,7 +187,7 @@ pub enum Event {
         trigger: SweepTrigger,
         /// Sessions it removed before it failed.
         removed: u64,
-        /// What went wrong.
+        /// Description of the failure.
         message: String,
     },
     /// The wall clock jumped against monotonic time: a clock change, or time spent

@@ -17,7 +17,7 @@ use super::clock::MonoTime;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(EcoString);
 
-/// Why a session id was rejected.
+/// Reason a session id was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidId {
     /// The id has no characters.
@@ -119,7 +119,7 @@ impl Serialize for SessionId {
     }
 }
 
-/// Where a session's activity comes from.
+/// Origin of a session's activity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
@@ -158,7 +158,7 @@ pub type SessionMeta = Arc<BTreeMap<String, String>>;
 pub struct Session {
     /// The session's key.
     pub id: SessionId,
-    /// Where its activity came from.
+    /// Origin of its activity.
     pub source: Source,
     /// When its first activity happened.
     pub created: MonoTime,

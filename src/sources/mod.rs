@@ -56,10 +56,10 @@ impl SourceStats {
     }
 }
 
-/// What a source thread gets to work with.
+/// Channels, clock and counters handed to a source thread.
 #[derive(Debug, Clone)]
 pub struct SourceContext {
-    /// Where activity reports go.
+    /// Sender for activity reports to the engine.
     pub commands: Sender<Command>,
     /// Disconnects when the source must stop.
     pub stop: Receiver<()>,

@@ -67,7 +67,7 @@ pub struct ExportFlow {
 }
 
 impl ExportFlow {
-    /// Creates a flow that asks for paths with `picker`.
+    /// Creates a flow that requests paths through `picker`.
     pub fn new(picker: PathPicker) -> Self {
         ExportFlow {
             picker,
@@ -105,7 +105,7 @@ impl ExportFlow {
         };
     }
 
-    /// Advances the flow: collects the dialog's answer or the write's result. Returns a
+    /// Advances the flow: collects the dialog's result or the write's result. Returns a
     /// log line to show, if any.
     pub fn poll(&mut self, log: impl FnOnce() -> LogSnapshot) -> Option<ExportMessage> {
         match &self.stage {
