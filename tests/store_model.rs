@@ -48,6 +48,12 @@ enum Op {
     Sweep {
         limit: usize,
     },
+    /// One step of a new sweep whose cutoff is `back` seconds before that of the
+    /// running one, as when the idle timeout is raised during a sweep.
+    Resweep {
+        back: u64,
+        limit: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -59,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..80u64).prop_map(|secs| Op::Advance { secs }),
         2 => limit().prop_map(|limit| Op::SweepStep { limit }),
         1 => limit().prop_map(|limit| Op::Sweep { limit }),
+        1 => (1..60u64, limit()).prop_map(|(back, limit)| Op::Resweep { back, limit }),
     ]
 }
 
@@ -147,6 +154,13 @@ impl Harness {
             Op::Sweep { limit } => {
                 self.sweep_step(limit);
                 while self.sweep_cutoff.is_some() {
+                    self.sweep_step(limit);
+                }
+            }
+            Op::Resweep { back, limit } => {
+                if let Some(cutoff) = self.sweep_cutoff {
+                    self.sweep_cutoff = Some(cutoff.saturating_sub(secs(back)));
+                    self.sweep_oldest = 0;
                     self.sweep_step(limit);
                 }
             }

@@ -148,30 +148,34 @@ impl SlotIndex {
         self.len -= 1;
     }
 
-    /// Removes the entries in buckets `positions` whose slot `matches`. Returns how many
-    /// it removed. Reads the buckets in memory order and no key.
-    pub fn remove_where(
-        &mut self,
-        positions: std::ops::Range<usize>,
-        mut matches: impl FnMut(u32) -> bool,
-    ) -> usize {
-        let mask = self.mask();
+    /// Removes the entries in buckets `positions` whose slot has its bit set in
+    /// `marked`, a bitmap of slots with slot `n` at bit `n % 64` of word `n / 64`.
+    /// Returns how many it removed. Reads the buckets in memory order and no key.
+    pub fn remove_marked(&mut self, positions: std::ops::Range<usize>, marked: &[u64]) -> usize {
+        let Some(last_word) = marked.len().checked_sub(1) else {
+            return 0;
+        };
         let mut removed = 0;
+        let mut deleted = 0;
         // Backwards, so a bucket whose successor was just emptied can be emptied too.
+        // Whether the successor is empty stays in a register: reading it back from
+        // memory would make each bucket wait for the store to the one after it.
+        let mut next_empty = self.buckets[positions.end & self.mask()] == EMPTY;
         for position in positions.rev() {
             let bucket = self.buckets[position];
-            if !is_entry(bucket) || !matches(bucket & SLOT_MASK) {
-                continue;
-            }
-            if self.buckets[(position + 1) & mask] == EMPTY {
-                self.buckets[position] = EMPTY;
-            } else {
-                self.buckets[position] = DELETED;
-                self.deleted += 1;
-            }
-            removed += 1;
+            let slot = (bucket & SLOT_MASK) as usize;
+            let word = marked[(slot / 64).min(last_word)];
+            let hit =
+                is_entry(bucket) & (slot / 64 <= last_word) & ((word >> (slot % 64)) & 1 == 1);
+            let emptied = if next_empty { EMPTY } else { DELETED };
+            let new = if hit { emptied } else { bucket };
+            self.buckets[position] = new;
+            removed += usize::from(hit);
+            deleted += usize::from(hit & !next_empty);
+            next_empty = new == EMPTY;
         }
         self.len -= removed;
+        self.deleted += deleted;
         removed
     }
 
@@ -268,14 +272,18 @@ mod tests {
     }
 
     #[test]
-    fn remove_where_clears_matching_slots() {
+    fn remove_marked_clears_marked_slots() {
         let hasher = KeyHasher::default();
         let names: Vec<String> = (0..300).map(|n| format!("k{n}")).collect();
         let keys: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut index = index_of(&keys, &hasher);
+        let mut marked = vec![0u64; 300usize.div_ceil(64)];
+        for slot in (0..300).step_by(3) {
+            marked[slot / 64] |= 1 << (slot % 64);
+        }
         let middle = index.buckets() / 2;
-        let mut removed = index.remove_where(0..middle, |slot| slot % 3 == 0);
-        removed += index.remove_where(middle..index.buckets(), |slot| slot % 3 == 0);
+        let mut removed = index.remove_marked(0..middle, &marked);
+        removed += index.remove_marked(middle..index.buckets(), &marked);
         assert_eq!(removed, 100);
         assert_eq!(index.len(), 200);
         for (slot, key) in keys.iter().enumerate() {

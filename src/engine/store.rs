@@ -12,9 +12,10 @@
 //! tombstones between them. Its reads of the slab do not depend on each other, so the
 //! processor overlaps their cache misses instead of following a chain of links. When a
 //! large share of the map is stale, a sweep instead reads the whole slab in memory
-//! order and leaves the hash table alone while it removes sessions, then clears their
-//! entries in one pass over the table. Either way a sweep runs in steps of bounded
-//! work.
+//! order. It leaves the queue entries and hash table entries of the sessions it removes
+//! in place, and marks the slots in a bitmap; the queue entries then go as one prefix of
+//! the queue, and the hash table entries in one pass over the table. Either way a sweep
+//! runs in steps of bounded work.
 //!
 //! Times are stored as nanoseconds since the clock's origin in a `u64`, which covers
 //! about 584 years; later times are stored as that limit.
@@ -80,7 +81,8 @@ enum Place {
     Queued,
     /// A session in the set of out-of-order activity.
     Late,
-    /// Removed by a scanning sweep; its hash table entry is still there.
+    /// Removed by a scanning sweep; its hash table entry, and its queue entry if it had
+    /// one, may still be there. `link` is the next parked slot.
     Parked,
 }
 
@@ -208,34 +210,15 @@ impl ActivityQueue {
         self.live -= 1;
     }
 
-    /// Drops tombstones from the front, at most `budget`. Returns how many it dropped.
-    fn drop_front_tombstones(&mut self, budget: usize) -> usize {
-        let leading = |entries: &[u32], limit: usize| {
-            let limit = limit.min(entries.len());
-            entries[..limit]
-                .iter()
-                .position(|&slot| slot != NONE)
-                .unwrap_or(limit)
-        };
-        let (first, second) = self.entries.as_slices();
-        let mut count = leading(first, budget);
-        if count == first.len() {
-            count += leading(second, budget - count);
-        }
-        self.entries.drain(..count);
-        self.front = self.front.wrapping_add(count as u32);
-        count
-    }
-
     fn tombstones(&self) -> usize {
         self.entries.len() - self.live
     }
 }
 
-/// Slots removed by a scanning sweep. Their hash table entries are cleared
-/// in one pass over the table, and then the slots are freed in one pass over the bitmap,
-/// both in bounded steps.
-#[derive(Debug, Default)]
+/// Slots removed by a scanning sweep. Their queue entries count as tombstones and leave
+/// from the queue front. Their hash table entries are cleared in one pass over the
+/// table, in bounded steps, and then the chain of slots joins the free list at once.
+#[derive(Debug)]
 struct Parked {
     /// One bit per slab slot, set for parked slots.
     bits: Vec<u64>,
@@ -243,8 +226,28 @@ struct Parked {
     count: usize,
     /// Parked slots whose hash table entry is still there.
     indexed: usize,
-    /// Next hash table bucket to check while `indexed > 0`, then next bitmap word to free.
+    /// Parked slots whose queue entry is still in the queue.
+    queued: usize,
+    /// Next hash table bucket to check while `indexed > 0`.
     cursor: usize,
+    /// First and last slot of the chain of parked slots, linked through `Node::link`,
+    /// or [`NONE`].
+    head: u32,
+    tail: u32,
+}
+
+impl Default for Parked {
+    fn default() -> Self {
+        Parked {
+            bits: Vec::new(),
+            count: 0,
+            indexed: 0,
+            queued: 0,
+            cursor: 0,
+            head: NONE,
+            tail: NONE,
+        }
+    }
 }
 
 impl Parked {
@@ -262,7 +265,7 @@ impl Parked {
         let index = slot as usize;
         self.bits[index / 64] |= 1 << (index % 64);
         if self.indexed == 0 {
-            // Freeing had started or not begun: the new entry needs a cleaning pass.
+            // No cleaning pass is under way: the new entry needs one from the start.
             self.cursor = 0;
         }
         self.count += 1;
@@ -334,7 +337,11 @@ impl SessionStore {
 
     /// Iterates over the sessions from the least to the most recently active.
     pub fn iter(&self) -> impl Iterator<Item = Session> + '_ {
-        let mut queued = self.queue.entries.iter().filter(|&&slot| slot != NONE);
+        let mut queued = self
+            .queue
+            .entries
+            .iter()
+            .filter(|&&slot| !self.is_tombstone(slot));
         let mut late = self.late.iter();
         let mut next_queued = queued.next().copied();
         let mut next_late = late.next().copied();
@@ -516,6 +523,11 @@ impl SessionStore {
             Some(next_slot) => self.scan_stale(cutoff, limit, next_slot, &mut on_removed),
             None => self.pop_stale(cutoff, limit, &mut on_removed),
         };
+        if !stale_left && self.parked.queued > 0 {
+            // A scan was cut short by a sweep with an earlier cutoff, so some of its
+            // queue entries are not at the front.
+            self.bury_parked_entries();
+        }
         if !stale_left && self.parked.count > 0 {
             self.clean_parked(limit.saturating_mul(BUCKETS_PER_REMOVAL));
         }
@@ -538,9 +550,9 @@ impl SessionStore {
         let mut removed = 0;
         let mut stale_left = true;
         while removed < limit {
-            let skipped = self.queue.drop_front_tombstones(skips_left);
+            let skipped = self.drop_front_tombstones(skips_left);
             skips_left -= skipped;
-            if self.queue.entries.front() == Some(&NONE) {
+            if self.front_is_tombstone() {
                 break;
             }
             let Some(slot) = self.oldest_slot() else {
@@ -561,12 +573,9 @@ impl SessionStore {
 
     /// Reads the slab from `next_slot` on, parking up to `limit` stale sessions and
     /// reading at most [`SCANS_PER_REMOVAL`] slots per session allowed. Once the whole
-    /// slab is read, drops the tombstones this left at the queue front. Returns how
-    /// many it removed and whether the scan has more to do.
-    ///
-    /// TODO: with half of 1M sessions stale this takes about 4 times less than a Python
-    /// dict comprehension over the same map, not 10. A queue tombstone write and a
-    /// `Session` built per removed session dominate; see BENCHMARKS.md.
+    /// slab is read, pops from the queue front: the entries of parked sessions, and any
+    /// stale session that activity between steps put into slots already read. Returns
+    /// how many it removed and whether the sweep has more to do.
     fn scan_stale(
         &mut self,
         cutoff: Nanos,
@@ -580,21 +589,35 @@ impl SessionStore {
         let mut removed = 0;
         let mut slot = next_slot;
         while slot < end && removed < limit {
-            // The queue entry of a stale session further on is written to soon.
-            if let Some(ahead) = self.nodes.get(slot + PREFETCH_DISTANCE)
-                && ahead.place == Place::Queued
-                && ahead.last_active <= cutoff
-                && let Some(entry) = self.queue.entries.get(self.queue.index_of(ahead.link))
-            {
-                prefetch(entry);
+            // The stale sessions among the next 64 slots, as bits. Deciding without
+            // branches matters when about half are stale, because a branch per slot
+            // would then be mispredicted half the time.
+            let block_end = (slot + 64).min(end);
+            let mut stale = 0u64;
+            for (bit, node) in self.nodes[slot..block_end].iter().enumerate() {
+                let is_stale = node.is_live() & (node.last_active <= cutoff);
+                stale |= u64::from(is_stale) << bit;
             }
-            let node = &self.nodes[slot];
-            if node.is_live() && node.last_active <= cutoff {
-                self.detach(slot as u32);
-                on_removed(self.park(slot as u32));
+            let mut resume = block_end;
+            while stale != 0 {
+                if removed == limit {
+                    resume = slot + stale.trailing_zeros() as usize;
+                    break;
+                }
+                let stale_slot = slot + stale.trailing_zeros() as usize;
+                stale &= stale - 1;
+                if self.nodes[stale_slot].place == Place::Queued {
+                    // The entry stays, marked by the parked bit, and leaves with the
+                    // queue front: no write to the queue here.
+                    self.queue.live -= 1;
+                    self.parked.queued += 1;
+                } else {
+                    self.detach(stale_slot as u32);
+                }
+                on_removed(self.park(stale_slot as u32));
                 removed += 1;
             }
-            slot += 1;
+            slot = resume;
         }
         if let Some(state) = self.sweep.as_mut() {
             state.scan = Some(slot);
@@ -602,9 +625,59 @@ impl SessionStore {
         if slot < self.nodes.len() {
             return (removed, true);
         }
-        let budget = limit.saturating_mul(SKIPS_PER_REMOVAL);
-        self.queue.drop_front_tombstones(budget);
-        (removed, self.queue.entries.front() == Some(&NONE))
+        if removed == limit {
+            return (removed, true);
+        }
+        let (popped, stale_left) = self.pop_stale(cutoff, limit - removed, on_removed);
+        (removed + popped, stale_left)
+    }
+
+    /// Drops tombstones and entries of parked slots from the queue front, at most
+    /// `budget`. Returns how many it dropped.
+    fn drop_front_tombstones(&mut self, budget: usize) -> usize {
+        let parked = &mut self.parked;
+        let mut count = 0;
+        for &slot in self.queue.entries.iter().take(budget) {
+            if slot == NONE {
+                count += 1;
+            } else if parked.queued > 0 && parked.contains(slot) {
+                parked.queued -= 1;
+                count += 1;
+            } else {
+                break;
+            }
+        }
+        self.queue.entries.drain(..count);
+        self.queue.front = self.queue.front.wrapping_add(count as u32);
+        count
+    }
+
+    fn front_is_tombstone(&self) -> bool {
+        self.queue
+            .entries
+            .front()
+            .is_some_and(|&slot| self.is_tombstone(slot))
+    }
+
+    /// Returns whether a queue entry stands for no session: a tombstone, or the entry
+    /// of a session a scanning sweep removed.
+    fn is_tombstone(&self, slot: u32) -> bool {
+        slot == NONE || (self.parked.queued > 0 && self.parked.contains(slot))
+    }
+
+    /// Turns every queue entry of a parked slot into a tombstone, in one pass over the
+    /// queue.
+    ///
+    /// TODO: one pass over the whole queue in one step; it runs only when a sweep with
+    /// an earlier cutoff cuts a scanning sweep short (the idle timeout was raised).
+    fn bury_parked_entries(&mut self) {
+        let parked = &self.parked;
+        for entry in self.queue.entries.iter_mut() {
+            if *entry != NONE && parked.contains(*entry) {
+                *entry = NONE;
+            }
+        }
+        self.parked.queued = 0;
     }
 
     /// Counts sessions whose last activity is at or before `cutoff`, visiting only
@@ -615,7 +688,7 @@ impl SessionStore {
             .queue
             .entries
             .iter()
-            .filter(|&&slot| slot != NONE)
+            .filter(|&&slot| !self.is_tombstone(slot))
             .take_while(|&&slot| self.nodes[slot as usize].last_active <= cutoff)
             .count();
         let late = self.late.range(..=(cutoff, u32::MAX)).count();
@@ -663,7 +736,7 @@ impl SessionStore {
             .queue
             .entries
             .iter()
-            .find(|&&slot| slot != NONE)
+            .find(|&&slot| !self.is_tombstone(slot))
             .copied();
         let late = self.late.first().copied();
         match (queued, late) {
@@ -806,10 +879,17 @@ impl SessionStore {
         session
     }
 
-    /// Frees a detached node but leaves its hash table entry for [`Self::clean_parked`].
+    /// Takes the session out of a node and parks the slot: its hash table entry stays
+    /// for [`Self::clean_parked`], and the slot joins the free list after that.
     fn park(&mut self, slot: u32) -> Session {
         let session = self.take_session(slot);
-        self.nodes[slot as usize].place = Place::Parked;
+        let node = &mut self.nodes[slot as usize];
+        node.place = Place::Parked;
+        node.link = self.parked.head;
+        self.parked.head = slot;
+        if self.parked.tail == NONE {
+            self.parked.tail = slot;
+        }
         self.parked.insert(slot, self.nodes.len());
         session
     }
@@ -837,17 +917,18 @@ impl SessionStore {
         self.free = Some(slot);
     }
 
-    /// Clears the hash table entries of parked slots, then frees the slots, doing at
-    /// most `budget` units of work: a bucket checked, a bitmap word read or a slot freed.
+    /// Clears the hash table entries of parked slots, checking at most `budget` buckets,
+    /// then puts the chain of parked slots on the free list. Expects no queue entry of a
+    /// parked slot to be left.
     fn clean_parked(&mut self, budget: usize) {
+        debug_assert_eq!(self.parked.queued, 0);
         let mut budget = budget.max(1);
         while budget > 0 && self.parked.indexed > 0 {
             let buckets = self.index.buckets();
             let end = self.parked.cursor.saturating_add(budget).min(buckets);
-            let parked = &self.parked;
             let cleared = self
                 .index
-                .remove_where(parked.cursor..end, |slot| parked.contains(slot));
+                .remove_marked(self.parked.cursor..end, &self.parked.bits);
             self.parked.indexed -= cleared;
             budget -= end - self.parked.cursor;
             // Past the last bucket with entries left, the table was rebuilt during the
@@ -858,20 +939,10 @@ impl SessionStore {
                 end
             };
         }
-        while budget > 0 && self.parked.indexed == 0 && self.parked.count > 0 {
-            let word_index = self.parked.cursor;
-            let mut word = std::mem::take(&mut self.parked.bits[word_index]);
-            budget = budget.saturating_sub(1 + word.count_ones() as usize);
-            while word != 0 {
-                let slot = word_index * 64 + word.trailing_zeros() as usize;
-                self.free_slot(slot as u32);
-                self.parked.count -= 1;
-                word &= word - 1;
-            }
-            self.parked.cursor += 1;
-        }
-        if self.parked.count == 0 {
-            self.parked = Parked::default();
+        if self.parked.indexed == 0 && self.parked.count > 0 {
+            let parked = std::mem::take(&mut self.parked);
+            self.nodes[parked.tail as usize].link = self.free.unwrap_or(NONE);
+            self.free = Some(parked.head);
         }
     }
 
@@ -886,11 +957,12 @@ impl SessionStore {
             return;
         }
         let front = self.queue.front;
+        let parked = &self.parked;
         let entries = self.queue.entries.make_contiguous();
         let mut kept = 0;
         for index in 0..entries.len() {
             let slot = entries[index];
-            if slot == NONE {
+            if slot == NONE || (parked.queued > 0 && parked.contains(slot)) {
                 continue;
             }
             entries[kept] = slot;
@@ -899,6 +971,7 @@ impl SessionStore {
         }
         self.queue.entries.truncate(kept);
         self.queue.entries.shrink_to(kept * 2);
+        self.parked.queued = 0;
     }
 }
 
