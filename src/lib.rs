@@ -2,6 +2,7 @@
 //! sources that feed it, and a window that shows it work.
 
 pub mod cli;
+pub mod count;
 pub mod engine;
 pub mod export;
 pub mod headless;

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::clock::MonoTime;
 use super::query::{Query, Reply};
 use super::session::{Session, SessionId, SessionMeta, Source};
+use crate::count::counted;
 
 /// One activity report: the session `id` was active at `at` (engine time), or now when
 /// `at` is `None`.
@@ -327,8 +328,9 @@ impl fmt::Display for Event {
                 };
                 write!(
                     f,
-                    "{how}: {id} ({source}), idle {}, {activity_count} requests",
-                    format_duration(*idle)
+                    "{how}: {id} ({source}), idle {}, {}",
+                    format_duration(*idle),
+                    counted(*activity_count, "request")
                 )
             }
             Event::SweepStarted {
@@ -344,7 +346,7 @@ impl fmt::Display for Event {
                     write!(f, ", late by {}", format_duration(late_by))?;
                 }
                 if *skipped > 0 {
-                    write!(f, ", {skipped} missed runs skipped")?;
+                    write!(f, ", {} skipped", counted(*skipped, "missed run"))?;
                 }
                 Ok(())
             }
@@ -355,15 +357,16 @@ impl fmt::Display for Event {
                 ..
             } => write!(
                 f,
-                "Sweep finished: removed {removed} stale sessions, {remaining} remaining, took {}",
+                "Sweep finished: removed {}, {remaining} remaining, took {}",
+                counted(*removed, "stale session"),
                 format_duration(*took)
             ),
             Event::SweepFailed {
                 removed, message, ..
             } => write!(
                 f,
-                "Sweep failed after removing {removed} stale sessions: {message}; \
-                 the schedule continues"
+                "Sweep failed after removing {}: {message}; the schedule continues",
+                counted(*removed, "stale session")
             ),
             Event::ClockAnomaly { ahead, by } => write!(
                 f,
@@ -378,7 +381,11 @@ impl fmt::Display for Event {
             Event::Message { message, .. } => f.write_str(message),
             Event::Error { message } => write!(f, "Error: {message}"),
             Event::SchedulerStopped { remaining } => {
-                write!(f, "Scheduler stopped ({remaining} sessions in memory)")
+                write!(
+                    f,
+                    "Scheduler stopped ({} in memory)",
+                    counted(*remaining, "session")
+                )
             }
         }
     }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::format::{format_countdown, format_duration_setting};
+use crate::count::counted;
 use crate::engine::check_setting;
 use crate::engine::clock::SharedClock;
 use crate::engine::event::{Event, Status, format_duration};
@@ -168,7 +169,7 @@ fn counts_ui(ui: &mut egui::Ui, view: &StatusView<'_>, status: &Status) {
         ui.separator();
         ui.label(format!("{} removed so far", status.removed_total));
         ui.separator();
-        ui.label(format!("{} sweeps", status.sweeps_finished));
+        ui.label(counted(status.sweeps_finished, "sweep").to_string());
         if let Some(Event::SweepFinished { removed, took, .. }) = &status.last_sweep {
             ui.separator();
             ui.label(format!(
@@ -180,7 +181,7 @@ fn counts_ui(ui: &mut egui::Ui, view: &StatusView<'_>, status: &Status) {
             ui.separator();
             ui.colored_label(
                 ui.visuals().error_fg_color,
-                format!("{} sweeps failed", status.sweeps_failed),
+                format!("{} failed", counted(status.sweeps_failed, "sweep")),
             );
         }
         if status.records_dropped_total > 0 {
@@ -253,14 +254,14 @@ fn source_ui(ui: &mut egui::Ui, source: &SourceSummary, clock: &SharedClock) {
             let per_sec = SourceStats::get(&stats.requests_per_sec);
             ui.label(format!("{per_sec} requests/s"));
             ui.separator();
-            ui.label(format!("{} requests", SourceStats::get(&stats.requests)));
+            ui.label(counted(SourceStats::get(&stats.requests), "request").to_string());
         }
         ui.separator();
-        ui.label(format!("{} reports", SourceStats::get(&stats.reports_sent)));
+        ui.label(counted(SourceStats::get(&stats.reports_sent), "report").to_string());
         let lines = SourceStats::get(&stats.lines_read);
         if lines > 0 {
             ui.separator();
-            ui.label(format!("{lines} lines read"));
+            ui.label(format!("{} read", counted(lines, "line")));
         }
         let rejected = SourceStats::get(&stats.rejected);
         if source.kind == Source::Api {

@@ -38,6 +38,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 pub use self::auth::{MIN_TOKEN_LEN, Token, TokenError};
+use crate::count::counted;
 use crate::engine::clock::SharedClock;
 use crate::engine::event::{Command, Level};
 use crate::engine::session::Source;
@@ -233,8 +234,8 @@ fn run(
     notice(
         &commands,
         format!(
-            "stopped listening after {} requests, {} reports accepted, {} rejected",
-            SourceStats::get(&stats.requests),
+            "stopped listening after {}, {} reports accepted, {} rejected",
+            counted(SourceStats::get(&stats.requests), "request"),
             SourceStats::get(&stats.reports_sent),
             SourceStats::get(&stats.rejected)
         ),
