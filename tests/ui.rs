@@ -312,3 +312,82 @@ fn engine_events_reach_log_pane() {
         .count();
     assert_eq!(created, 3);
 }
+
+#[test]
+fn hidden_characters_in_ids_are_shown_as_code_points() {
+    let (app, _clock) = app_with_sessions("ui-hidden-chars", no_dialog());
+    let engine = &app.runtime().unwrap().engine;
+    for id in ["user-\u{202E}a", "user-\u{200B}b"] {
+        let activity = Activity {
+            id: SessionId::new(id).unwrap(),
+            source: Source::Api,
+            at: None,
+            meta: None,
+        };
+        engine.try_send(Command::Touch(activity)).unwrap();
+    }
+    engine.sync(Duration::from_secs(10)).unwrap();
+    let mut harness = harness(app);
+    harness.run();
+    assert!(harness.query_by_label("user-\\u{202E}a").is_some());
+    assert!(harness.query_by_label("user-\\u{200B}b").is_some());
+    assert!(
+        harness.query_by_label("user-a").is_some(),
+        "the plain id is still its own row"
+    );
+    assert!(
+        harness
+            .query_by_label_contains("Session created: user-\\u{202E}a (api)")
+            .is_some(),
+        "the log pane shows the code point too"
+    );
+}
+
+#[test]
+fn empty_table_says_sessions_were_removed() {
+    let (app, clock) = app_with_sessions("ui-all-removed", no_dialog());
+    let mut harness = harness(app);
+    harness.run();
+    clock.advance(MINUTE * 10);
+    harness.get_by_label("Sweep now").click();
+    step_until(&mut harness, "the sweep to finish", |app| {
+        log_contains(app, "Sweep finished")
+    });
+    assert!(
+        harness
+            .query_by_label("No sessions now; 3 removed so far")
+            .is_some()
+    );
+    assert!(harness.query_by_label("No sessions yet").is_none());
+}
+
+#[test]
+fn shutdown_does_not_wait_for_an_open_save_dialog() {
+    let (opened_tx, opened_rx) = crossbeam_channel::bounded::<()>(1);
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
+    // A dialog that stays open until the test ends.
+    let picker: PathPicker = Arc::new(move |_| {
+        let _ = opened_tx.try_send(());
+        let _ = release_rx.recv();
+        None
+    });
+    let (app, _clock) = app_with_sessions("ui-exit-dialog", picker);
+    let mut harness = harness(app);
+    harness.run();
+    harness.get_by_label("Export log…").click();
+    harness.step();
+    opened_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the save dialog opens");
+    harness.step();
+
+    let started = Instant::now();
+    harness.state_mut().shutdown();
+    let took = started.elapsed();
+    assert!(harness.state().runtime().is_none());
+    assert!(log_contains(harness.state(), "Scheduler stopped"));
+    // Generous on a loaded machine; a shutdown that waited for the dialog would never
+    // return before `release_tx` is dropped below.
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    drop(release_tx);
+}

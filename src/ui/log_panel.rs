@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use egui::Color32;
 use egui::text::{LayoutJob, TextFormat};
 
+use super::format::visible_text;
 use crate::engine::event::{Level, Record};
 use crate::log_book::LogBook;
 
@@ -139,7 +140,8 @@ fn log_line_ui(ui: &mut egui::Ui, record: &Record) {
         0.0,
         format(level_color),
     );
-    line.append(&record.event.to_string(), 0.0, format(visuals.text_color()));
+    let text = record.event.to_string();
+    line.append(&visible_text(&text), 0.0, format(visuals.text_color()));
     ui.add(egui::Label::new(line).extend());
 }
 

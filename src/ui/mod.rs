@@ -167,13 +167,19 @@ impl MonitorApp {
             });
 
         egui::CentralPanel::default().show(ui, |ui| {
-            let idle_timeout = self
+            let (idle_timeout, removed_total) = self
                 .status
                 .as_ref()
-                .map_or(crate::engine::DEFAULT_IDLE_TIMEOUT, |status| {
-                    status.idle_timeout
+                .map_or((crate::engine::DEFAULT_IDLE_TIMEOUT, 0), |status| {
+                    (status.idle_timeout, status.removed_total)
                 });
-            sessions_table::sessions_table_ui(ui, &mut self.rows, &self.clock, idle_timeout);
+            sessions_table::sessions_table_ui(
+                ui,
+                &mut self.rows,
+                &self.clock,
+                idle_timeout,
+                removed_total,
+            );
         });
 
         let log = &self.log;

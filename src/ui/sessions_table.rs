@@ -2,25 +2,32 @@
 //! on the UI thread from [`SessionRows`]; ages are computed from the clock each frame,
 //! so they advance without engine events.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use egui_extras::{Column as TableColumn, TableBuilder};
 
-use super::format::{format_age, format_clock_time, format_countdown};
+use super::format::{format_age, format_clock_time, format_countdown, visible_text};
 use super::rows::{Column, SessionRows};
 use crate::engine::clock::{MonoTime, SharedClock};
 
 const ROW_HEIGHT: f32 = 18.0;
 
-/// Draws the table and applies clicks on column headings to the sort order.
+/// Draws the table and applies clicks on column headings to the sort order. With no
+/// sessions, says whether there never were any or all were removed.
 pub fn sessions_table_ui(
     ui: &mut egui::Ui,
     rows: &mut SessionRows,
     clock: &SharedClock,
     idle_timeout: Duration,
+    removed_total: u64,
 ) {
     if rows.is_empty() {
-        ui.centered_and_justified(|ui| ui.weak("No sessions yet"));
+        let text = match removed_total {
+            0 => "No sessions yet".to_owned(),
+            removed => format!("No sessions now; {removed} removed so far"),
+        };
+        ui.centered_and_justified(|ui| ui.weak(text));
         return;
     }
 
@@ -59,8 +66,14 @@ pub fn sessions_table_ui(
                     return;
                 };
                 row.col(|ui| {
-                    ui.label(session.id.as_str())
-                        .on_hover_text(session.id.as_str());
+                    let shown = visible_text(session.id.as_str());
+                    let label = ui.label(shown.as_ref());
+                    if matches!(shown, Cow::Owned(_)) {
+                        label.on_hover_text(
+                            "This id contains invisible or direction-changing characters, \
+                             shown as their code points.",
+                        );
+                    }
                 });
                 row.col(|ui| {
                     ui.label(session.source.name());
