@@ -292,6 +292,66 @@ fn reorder_buffer_sorts_within_window() {
 }
 
 #[test]
+fn outlier_times_are_skipped_and_real_gaps_kept() {
+    let early = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
+    let far = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+    let next_week = |minute| at(10, minute, 0) + chrono::TimeDelta::days(7);
+    let contents: String = [
+        // The first line is an outlier, so the clock's origin comes from the second.
+        ("10.0.0.1", early),
+        ("10.0.0.1", at(10, 0, 0)),
+        ("10.0.0.2", at(10, 1, 0)),
+        ("10.0.0.3", far),
+        ("10.0.0.1", at(10, 2, 0)),
+        ("10.0.0.2", at(10, 3, 0)),
+        ("10.0.0.1", at(10, 4, 0)),
+        // A real gap of a week, confirmed by three lines.
+        ("10.0.0.4", next_week(0)),
+        ("10.0.0.4", next_week(1)),
+        ("10.0.0.5", next_week(2)),
+    ]
+    .iter()
+    .map(|(client, time)| log_line(client, *time, "a"))
+    .collect();
+    let file = temp_log(contents.as_bytes());
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let plan = ReplayPlan::open(options.clone()).unwrap();
+    let window = chrono::TimeDelta::from_std(DEFAULT_REORDER_WINDOW).unwrap();
+    assert_eq!(plan.origin(), at(10, 0, 0) - window);
+    drop(plan);
+
+    let outcome = replay("replay-outliers", options, 5 * MINUTE);
+    assert_eq!(
+        outcome.created_ids(),
+        ["10.0.0.1 a", "10.0.0.2 a", "10.0.0.4 a", "10.0.0.5 a"]
+    );
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        [
+            "line 1 skipped: its time 0001-01-01 00:00:00 UTC is far from the lines around \
+             it, near 2024-06-01 10:00:00 UTC",
+            "line 4 skipped: its time 9999-12-31 23:59:59 UTC is far from the lines around \
+             it, near 2024-06-01 10:04:00 UTC",
+            "log time jumps from 2024-06-01 10:04:00 UTC to 2024-06-08 10:00:00 UTC, \
+             confirmed by the lines after it",
+        ]
+    );
+    assert_eq!(outcome.rejected, 2);
+    let summary = outcome.notices(Level::Info)[0];
+    assert!(
+        summary.contains("10 lines read, 8 reports sent, 2 lines skipped"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("log time 2024-06-01 10:00:00 UTC to 2024-06-08 10:02:00 UTC (7days 2m)"),
+        "{summary}"
+    );
+    // The week-long gap expired the first sessions; nothing was expired by an outlier.
+    assert_eq!(outcome.sessions_at_end, 2);
+}
+
+#[test]
 fn long_truncated_and_binary_lines() {
     let mut contents = Vec::new();
     contents.extend_from_slice(log_line("10.0.0.1", at(10, 0, 0), "first").as_bytes());

@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod api;
 pub mod replay;
 pub mod simulator;
+mod time_jumps;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -30,7 +30,11 @@
 //! bytes are counted as rejected and reported as warnings: the first
 //! [`DETAILED_SKIP_NOTICES`] one by one, the rest in summaries. A read error ends the
 //! replay with an error notice. The last line is read as it is, so a file cut off
-//! mid-line or still being written loses at most that line. The replay reads up to the
+//! mid-line or still being written loses at most that line. A line stamped more than
+//! [`MAX_TIME_JUMP`] away from the lines before it is kept back until the next lines
+//! show whether the log moved there, a real gap that is reported, or the line is an
+//! outlier, skipped like a malformed one (see the `time_jumps` module). The first line
+//! is checked against the two after it, because it fixes the clock's origin. The replay reads up to the
 //! end of the file as it is when the reader gets there and does not wait for more.
 //!
 //! [`access_log`]: super::access_log
@@ -50,13 +54,20 @@ use crossbeam_channel::Sender;
 use memchr::memchr;
 
 use super::access_log::{self, parse_line};
+use super::time_jumps::{CONFIRMING_LINES, Decision, JumpFilter};
 use super::{RunningSource, SourceContext, SourceStats};
+use crate::count::counted;
 use crate::engine::clock::{ManualClock, MonoTime, ScaledClock, SharedClock};
 use crate::engine::event::{Activity, Command, Level, format_duration};
 use crate::engine::session::{SessionId, Source};
 
 /// Default span of log time that lines may be out of order and still be sent in order.
 pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
+
+/// Span of log time between neighbouring lines beyond which a line is held until the
+/// next lines show whether the log moved there or the line is an outlier. A reorder
+/// window longer than this takes its place.
+pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Maximum length in bytes of a line the replay parses, without its line ending.
 /// Longer lines are skipped without being held in memory.
@@ -164,8 +175,10 @@ pub struct ReplayPlan {
     origin: DateTime<Utc>,
     clock: SharedClock,
     first: PendingLine,
+    /// Valid lines read after the first to check that it is not an outlier.
+    ahead: Vec<PendingLine>,
     skips: SkipLog,
-    /// Skip notices for lines before the first valid one, sent when the thread starts.
+    /// Skip notices for lines read before the thread starts, sent when it starts.
     queued_notices: Vec<String>,
 }
 
@@ -187,32 +200,41 @@ impl ReplayPlan {
         let mut reader = LineReader::new(file);
         let mut skips = SkipLog::default();
         let mut queued_notices = Vec::new();
-        let mut first_rejection = None;
 
-        let first = loop {
-            let number = reader.line_number() + 1;
-            let read = reader.next_line().map_err(|source| ReplayError::Read {
-                path: options.path.clone(),
-                line: number,
-                source,
-            })?;
-            let reason = match read {
-                None => {
-                    return Err(no_lines_error(&options, number - 1, first_rejection));
-                }
-                // An endless line, such as /dev/zero gives, must not hold start-up forever.
-                Some(ReadLine::TooLong) if reader.bytes_read() > MAX_SCAN_FOR_FIRST_LINE => {
-                    return Err(no_lines_error(&options, number, first_rejection));
-                }
-                Some(ReadLine::TooLong) => SkipReason::TooLong,
-                Some(ReadLine::Complete) => match parse_line(reader.line()) {
-                    Ok(line) => break PendingLine::new(line.time, number, line.session_id()),
-                    Err(error) => SkipReason::Invalid(error),
-                },
-            };
-            first_rejection.get_or_insert_with(|| format!("Line {number} skipped: {reason}"));
-            queued_notices.extend(skips.record(number, &reason));
+        let mut scan = StartScan {
+            reader: &mut reader,
+            path: &options.path,
+            skips: &mut skips,
+            notices: &mut queued_notices,
+            first_rejection: None,
         };
+        let Some(mut first) = scan.next_valid()? else {
+            let lines = scan.reader.line_number();
+            let first_rejection = scan.first_rejection.take();
+            return Err(no_lines_error(&options, lines, first_rejection));
+        };
+        // The first line fixes the clock's origin, so it must not be an outlier: check it
+        // against the lines after it.
+        let mut ahead = Vec::new();
+        while ahead.len() < CONFIRMING_LINES - 1 {
+            match scan.next_valid()? {
+                Some(line) => ahead.push(line),
+                None => break,
+            }
+        }
+        let max_jump = max_time_jump(&options);
+        let far = |a: &PendingLine, b: &PendingLine| (a.time - b.time).abs() > max_jump;
+        if ahead.len() == CONFIRMING_LINES - 1
+            && ahead.iter().all(|line| far(line, &first))
+            && !far(&ahead[0], &ahead[1])
+        {
+            let reason = SkipReason::TimeOutlier {
+                time: first.time,
+                near: ahead[0].time,
+            };
+            queued_notices.extend(skips.record(first.number, &reason));
+            first = ahead.remove(0);
+        }
 
         let window = TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX);
         let origin = first
@@ -235,6 +257,7 @@ impl ReplayPlan {
             origin,
             clock,
             first,
+            ahead,
             skips,
             queued_notices,
         })
@@ -272,11 +295,60 @@ impl ReplayPlan {
     }
 }
 
+/// Returns the span of log time beyond which a line is checked against the lines after it.
+fn max_time_jump(options: &ReplayOptions) -> TimeDelta {
+    TimeDelta::from_std(MAX_TIME_JUMP.max(options.reorder_window)).unwrap_or(TimeDelta::MAX)
+}
+
+/// Reading at start-up, before the replay thread runs.
+struct StartScan<'a> {
+    reader: &'a mut LineReader<File>,
+    path: &'a std::path::Path,
+    skips: &'a mut SkipLog,
+    notices: &'a mut Vec<String>,
+    /// The first skipped line's notice, for the error when no line is valid.
+    first_rejection: Option<String>,
+}
+
+impl StartScan<'_> {
+    /// Reads up to the next valid line. Returns `None` at the end of the file, or after
+    /// [`MAX_SCAN_FOR_FIRST_LINE`] bytes without a line ending, as `/dev/zero` gives.
+    fn next_valid(&mut self) -> Result<Option<PendingLine>, ReplayError> {
+        loop {
+            let number = self.reader.line_number() + 1;
+            let read = self
+                .reader
+                .next_line()
+                .map_err(|source| ReplayError::Read {
+                    path: self.path.to_owned(),
+                    line: number,
+                    source,
+                })?;
+            let reason = match read {
+                None => return Ok(None),
+                Some(ReadLine::TooLong) if self.reader.bytes_read() > MAX_SCAN_FOR_FIRST_LINE => {
+                    return Ok(None);
+                }
+                Some(ReadLine::TooLong) => SkipReason::TooLong,
+                Some(ReadLine::Complete) => match parse_line(self.reader.line()) {
+                    Ok(line) => {
+                        return Ok(Some(PendingLine::new(line.time, number, line.session_id())));
+                    }
+                    Err(error) => SkipReason::Invalid(error),
+                },
+            };
+            self.first_rejection
+                .get_or_insert_with(|| format!("Line {number} skipped: {reason}"));
+            self.notices.extend(self.skips.record(number, &reason));
+        }
+    }
+}
+
 fn no_lines_error(options: &ReplayOptions, lines: u64, first: Option<String>) -> ReplayError {
     let detail = match first {
         None => "the file is empty".to_owned(),
         Some(first) => {
-            let lines = count_of(lines, "line");
+            let lines = counted(lines, "line");
             format!("{lines} read, none in Common or Combined Log Format. {first}")
         }
     };
@@ -330,6 +402,11 @@ impl Ord for PendingLine {
 enum SkipReason {
     TooLong,
     Invalid(access_log::ParseError),
+    /// The line's time is far from the lines around it, which are near `near`.
+    TimeOutlier {
+        time: DateTime<Utc>,
+        near: DateTime<Utc>,
+    },
 }
 
 impl fmt::Display for SkipReason {
@@ -337,6 +414,12 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::TooLong => write!(f, "longer than {MAX_LINE_LEN} bytes"),
             SkipReason::Invalid(error) => error.fmt(f),
+            SkipReason::TimeOutlier { time, near } => write!(
+                f,
+                "its time {} is far from the lines around it, near {}",
+                time.format("%Y-%m-%d %H:%M:%S UTC"),
+                near.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
         }
     }
 }
@@ -390,7 +473,7 @@ impl SkipLog {
     fn summary(&self) -> String {
         format!(
             "{} skipped, lines {} to {}",
-            count_of(self.unreported, "more line"),
+            counted(self.unreported, "more line"),
             self.unreported_first_line,
             self.last_line
         )
@@ -518,6 +601,9 @@ struct Replayer {
     batch: Vec<Activity>,
     skips: SkipLog,
     reports_sent: u64,
+    jumps: JumpFilter<PendingLine>,
+    /// Decisions of the jump filter waiting to be applied.
+    decided: Vec<Decision<PendingLine>>,
 }
 
 impl Replayer {
@@ -528,6 +614,7 @@ impl Replayer {
             reader,
             origin,
             first,
+            ahead,
             skips,
             queued_notices,
             ..
@@ -538,7 +625,6 @@ impl Replayer {
         let mut replayer = Replayer {
             context,
             reorder_window: TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX),
-            options,
             origin,
             reader,
             buffer: BinaryHeap::new(),
@@ -549,14 +635,22 @@ impl Replayer {
             batch: Vec::with_capacity(MAX_BATCH_LEN),
             skips,
             reports_sent: 0,
+            jumps: JumpFilter::new(max_time_jump(&options)),
+            decided: Vec::new(),
+            options,
         };
-        match replayer.replay(first, queued_notices) {
+        match replayer.replay(first, ahead, queued_notices) {
             Ok(()) => log::info!("replay of {path} finished"),
             Err(Stopped) => log::info!("replay of {path} stopped before the end"),
         }
     }
 
-    fn replay(&mut self, first: PendingLine, notices: Vec<String>) -> Result<(), Stopped> {
+    fn replay(
+        &mut self,
+        first: PendingLine,
+        ahead: Vec<PendingLine>,
+        notices: Vec<String>,
+    ) -> Result<(), Stopped> {
         let stats = Arc::clone(&self.context.stats);
         SourceStats::add(&stats.lines_read, self.reader.line_number());
         SourceStats::add(&stats.rejected, self.skips.total);
@@ -564,8 +658,14 @@ impl Replayer {
             self.notice(Level::Warn, message)?;
         }
 
-        self.accept(first)?;
+        for line in std::iter::once(first).chain(ahead) {
+            self.filter(line)?;
+        }
         self.read_to_end()?;
+        let mut decided = std::mem::take(&mut self.decided);
+        self.jumps.finish(&mut |decision| decided.push(decision));
+        self.decided = decided;
+        self.apply_decisions()?;
         while let Some(Reverse(line)) = self.buffer.pop() {
             self.emit(line)?;
         }
@@ -603,7 +703,7 @@ impl Replayer {
                     .map_err(SkipReason::Invalid),
             };
             match parsed {
-                Ok(line) => self.accept(line)?,
+                Ok(line) => self.filter(line)?,
                 Err(reason) => self.skip(number, &reason)?,
             }
         }
@@ -617,11 +717,49 @@ impl Replayer {
         self.notice(Level::Error, message)
     }
 
-    /// Puts a valid line in the reorder buffer and sends the lines that are due.
-    ///
-    /// NOTE: a single line stamped far in the future stops the reordering, because every
-    /// later line is then more than the window older than it. At [`Speed::Factor`] the
-    /// replay also waits for that line's time before it finishes.
+    /// Passes a valid line through the jump filter and applies what it decided.
+    fn filter(&mut self, line: PendingLine) -> Result<(), Stopped> {
+        let mut decided = std::mem::take(&mut self.decided);
+        self.jumps
+            .push(line.time, line, &mut |decision| decided.push(decision));
+        self.decided = decided;
+        self.apply_decisions()
+    }
+
+    fn apply_decisions(&mut self) -> Result<(), Stopped> {
+        let mut decided = std::mem::take(&mut self.decided);
+        let mut result = Ok(());
+        for decision in decided.drain(..) {
+            result = match decision {
+                Decision::Accept(line) => self.accept(line),
+                Decision::Outlier(line, near) => {
+                    let reason = SkipReason::TimeOutlier {
+                        time: line.time,
+                        near,
+                    };
+                    self.skip(line.number, &reason)
+                }
+                Decision::Jump { from, to } => self.notice(
+                    Level::Warn,
+                    format!(
+                        "log time jumps from {} to {}, confirmed by the lines after it",
+                        from.format("%Y-%m-%d %H:%M:%S UTC"),
+                        to.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                ),
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        decided.clear();
+        self.decided = decided;
+        result
+    }
+
+    /// Puts a valid line in the reorder buffer and sends the lines that are due. Lines
+    /// come through the jump filter, so a single line stamped far from its neighbours
+    /// never gets here and cannot move the clock or stop the reordering.
     fn accept(&mut self, line: PendingLine) -> Result<(), Stopped> {
         if self.sent_until.is_some_and(|sent| line.time < sent) {
             self.late_lines += 1;
@@ -734,24 +872,15 @@ impl Replayer {
              {} out of order by more than the {} reorder window, \
              log time {} to {} ({})",
             self.options.path.display(),
-            count_of(self.reader.line_number(), "line"),
-            count_of(self.reports_sent, "report"),
-            count_of(self.skips.total, "line"),
-            count_of(self.late_lines, "line"),
+            counted(self.reader.line_number(), "line"),
+            counted(self.reports_sent, "report"),
+            counted(self.skips.total, "line"),
+            counted(self.late_lines, "line"),
             format_duration(self.options.reorder_window),
             self.earliest_read.format("%Y-%m-%d %H:%M:%S UTC"),
             self.latest_read.format("%Y-%m-%d %H:%M:%S UTC"),
             format_duration(span),
         )
-    }
-}
-
-/// Formats a count with a noun, adding `s` unless the count is 1: `1 line`, `2 lines`.
-fn count_of(count: u64, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
     }
 }
 
