@@ -314,7 +314,7 @@ fn engine_events_reach_log_pane() {
 }
 
 #[test]
-fn hidden_characters_in_ids_are_shown_as_code_points() {
+fn table_escapes_hidden_id_characters() {
     let (app, _clock) = app_with_sessions("ui-hidden-chars", no_dialog());
     let engine = &app.runtime().unwrap().engine;
     for id in ["user-\u{202E}a", "user-\u{200B}b"] {
@@ -362,7 +362,7 @@ fn empty_table_says_sessions_were_removed() {
 }
 
 #[test]
-fn shutdown_does_not_wait_for_an_open_save_dialog() {
+fn shutdown_with_open_save_dialog() {
     let (opened_tx, opened_rx) = crossbeam_channel::bounded::<()>(1);
     let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(0);
     // A dialog that stays open until the test ends.
@@ -386,7 +386,7 @@ fn shutdown_does_not_wait_for_an_open_save_dialog() {
     let took = started.elapsed();
     assert!(harness.state().runtime().is_none());
     assert!(log_contains(harness.state(), "Scheduler stopped"));
-    // Generous on a loaded machine; a shutdown that waited for the dialog would never
+    // Generous on a loaded machine. A shutdown that waited for the dialog would never
     // return before `release_tx` is dropped below.
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     drop(release_tx);

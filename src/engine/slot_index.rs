@@ -158,8 +158,8 @@ impl SlotIndex {
         let mut removed = 0;
         let mut deleted = 0;
         // Backwards, so a bucket whose successor was just emptied can be emptied too.
-        // Whether the successor is empty stays in a register: reading it back from
-        // memory would make each bucket wait for the store to the one after it.
+        // Whether the successor is empty stays in a register, because reading it back
+        // from memory would make each bucket wait for the store to the one after it.
         let mut next_empty = self.buckets[positions.end & self.mask()] == EMPTY;
         for position in positions.rev() {
             let bucket = self.buckets[position];

@@ -12,10 +12,10 @@
 //! tombstones between them. Its reads of the slab do not depend on each other, so the
 //! processor overlaps their cache misses instead of following a chain of links. When a
 //! large share of the map is stale, a sweep instead reads the whole slab in memory
-//! order. It leaves the queue entries and hash table entries of the sessions it removes
-//! in place, and marks the slots in a bitmap; the queue entries then go as one prefix of
-//! the queue, and the hash table entries in one pass over the table. Either way a sweep
-//! runs in steps of bounded work.
+//! order. It marks the slots it empties in a bitmap and leaves their queue and hash
+//! table entries in place. The queue entries then leave as one prefix of the queue, and
+//! the hash table entries go in one pass over the table. Either way a sweep runs in
+//! steps of bounded work.
 //!
 //! Times are stored as nanoseconds since the clock's origin in a `u64`, which covers
 //! about 584 years; later times are stored as that limit.
@@ -659,17 +659,17 @@ impl SessionStore {
             .is_some_and(|&slot| self.is_tombstone(slot))
     }
 
-    /// Returns whether a queue entry stands for no session: a tombstone, or the entry
+    /// Returns whether a queue entry is for no session: a tombstone, or the entry
     /// of a session a scanning sweep removed.
     fn is_tombstone(&self, slot: u32) -> bool {
         slot == NONE || (self.parked.queued > 0 && self.parked.contains(slot))
     }
 
     /// Turns every queue entry of a parked slot into a tombstone, in one pass over the
-    /// queue.
+    /// queue. Runs only when a sweep with an earlier cutoff cuts a scanning sweep short,
+    /// after the idle timeout was raised.
     ///
-    /// TODO: one pass over the whole queue in one step; it runs only when a sweep with
-    /// an earlier cutoff cuts a scanning sweep short (the idle timeout was raised).
+    /// TODO: the pass over the whole queue is one step, not bounded like sweep steps.
     fn bury_parked_entries(&mut self) {
         let parked = &self.parked;
         for entry in self.queue.entries.iter_mut() {

@@ -32,9 +32,10 @@
 //! replay with an error notice. The last line is read as it is, so a file cut off
 //! mid-line or still being written loses at most that line. A line stamped more than
 //! [`MAX_TIME_JUMP`] away from the lines before it is kept back until the next lines
-//! show whether the log moved there, a real gap that is reported, or the line is an
-//! outlier, skipped like a malformed one (see the `time_jumps` module). The first line
-//! is checked against the two after it, because it fixes the clock's origin. The replay reads up to the
+//! decide. When they confirm the new time, the log has a real gap, which is reported.
+//! Otherwise the line is an outlier and is skipped like a malformed one (see the
+//! `time_jumps` module). The first line is checked against the two after it, because it
+//! fixes the clock's origin. The replay reads up to the
 //! end of the file as it is when the reader gets there and does not wait for more.
 //!
 //! [`access_log`]: super::access_log
@@ -64,8 +65,8 @@ use crate::engine::session::{SessionId, Source};
 /// Default span of log time that lines may be out of order and still be sent in order.
 pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
 
-/// Span of log time between neighbouring lines beyond which a line is held until the
-/// next lines show whether the log moved there or the line is an outlier. A reorder
+/// Span of log time between neighbouring lines beyond which a line is kept back until
+/// the next lines show whether the log moved there or the line is an outlier. A reorder
 /// window longer than this takes its place.
 pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
 

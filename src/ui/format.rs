@@ -58,15 +58,15 @@ pub fn visible_text(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_hidden) {
         return Cow::Borrowed(text);
     }
-    let mut shown = String::with_capacity(text.len() + 16);
+    let mut escaped = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         if is_hidden(c) {
-            let _ = write!(shown, "\\u{{{:04X}}}", u32::from(c));
+            let _ = write!(escaped, "\\u{{{:04X}}}", u32::from(c));
         } else {
-            shown.push(c);
+            escaped.push(c);
         }
     }
-    Cow::Owned(shown)
+    Cow::Owned(escaped)
 }
 
 #[cfg(test)]
