@@ -361,6 +361,8 @@ pub fn run(
             viewport
         }
     };
+    // TODO: only egui's built-in fonts are loaded, which cover Latin, Greek and Cyrillic,
+    // so ids in other scripts (Arabic, CJK, Devanagari) show as boxes in the window.
     let options = eframe::NativeOptions {
         viewport,
         renderer: eframe::Renderer::Glow,
