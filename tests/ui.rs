@@ -391,3 +391,71 @@ fn shutdown_with_open_save_dialog() {
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     drop(release_tx);
 }
+
+#[test]
+fn hidden_window_catches_up_and_counts_drops() {
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 2, 10, 0, 0).unwrap());
+    let shared: SharedClock = Arc::new(clock);
+    let config = EngineConfig {
+        name: "ui-hidden".into(),
+        max_pending_records: 10_000,
+        ..EngineConfig::default()
+    };
+    let update_capacity = config.update_capacity;
+    let (engine, updates) = Engine::start(config, shared, no_waker()).unwrap();
+
+    // No frame is drawn while 60,000 sessions arrive, as when the window is minimised.
+    let sessions = 60_000;
+    for batch in 0..sessions / 1000 {
+        let activities = (0..1000)
+            .map(|n| Activity {
+                id: SessionId::new(&format!("user-{batch}-{n}")).unwrap(),
+                source: Source::Api,
+                at: None,
+                meta: None,
+            })
+            .collect();
+        engine
+            .send(Command::TouchBatch(activities), Duration::from_secs(10))
+            .unwrap();
+    }
+    engine.sync(Duration::from_secs(30)).unwrap();
+    assert!(updates.len() <= update_capacity);
+
+    let runtime = Runtime {
+        engine,
+        updates,
+        sources: Vec::new(),
+    };
+    let mut harness = harness(MonitorApp::new(runtime, no_dialog(), None));
+    // Each frame applies updates for a bounded time, so the window catches up in a few
+    // frames instead of freezing in one.
+    let mut frames = 0;
+    while harness.state().rows().len() < sessions {
+        assert!(frames < 200, "the window did not catch up in 200 frames");
+        harness.step();
+        frames += 1;
+    }
+
+    let app = harness.state();
+    assert_eq!(app.status().unwrap().sessions, sessions as u64);
+    let log = app.log();
+    let engine_records = log.iter().filter(|record| record.seq > 0).count() as u64;
+    let last_seq = log.iter().map(|record| record.seq).max().unwrap();
+    assert!(log.missing() > 0, "records were dropped while hidden");
+    assert_eq!(
+        engine_records + log.missing(),
+        last_seq,
+        "every record is in the log or counted as dropped"
+    );
+    let gap_lines = log
+        .iter()
+        .filter(|record| {
+            record
+                .event
+                .to_string()
+                .contains("log records were dropped because the window did not keep up")
+        })
+        .count();
+    assert!(gap_lines > 0, "the log states the gap");
+}
