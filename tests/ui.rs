@@ -18,6 +18,16 @@ use session_monitor::ui::{MonitorApp, PathPicker};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// Returns activity for `id` from the API source, stamped by the engine's clock.
+fn activity(id: &str) -> Activity {
+    Activity {
+        id: SessionId::new(id).unwrap(),
+        source: Source::Api,
+        at: None,
+        meta: None,
+    }
+}
+
 /// Starts an engine on a manual clock with three sessions, and an app over it.
 fn app_with_sessions(name: &str, picker: PathPicker) -> (MonitorApp, ManualClock) {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 2, 10, 0, 0).unwrap());
@@ -29,13 +39,7 @@ fn app_with_sessions(name: &str, picker: PathPicker) -> (MonitorApp, ManualClock
     let (engine, updates) = Engine::start(config, Arc::clone(&shared), no_waker()).unwrap();
     for (n, id) in ["user-a", "user-b", "user-c"].iter().enumerate() {
         clock.advance(Duration::from_secs(n as u64 * 10));
-        let activity = Activity {
-            id: SessionId::new(id).unwrap(),
-            source: Source::Api,
-            at: None,
-            meta: None,
-        };
-        engine.try_send(Command::Touch(activity)).unwrap();
+        engine.try_send(Command::Touch(activity(id))).unwrap();
         engine.sync(Duration::from_secs(10)).unwrap();
     }
     let source = RunningSource::spawn(
@@ -186,13 +190,7 @@ fn sorting_by_requests_reorders() {
     let (app, _clock) = app_with_sessions("ui-sort", no_dialog());
     let engine = &app.runtime().unwrap().engine;
     for _ in 0..3 {
-        let activity = Activity {
-            id: SessionId::new("user-a").unwrap(),
-            source: Source::Api,
-            at: None,
-            meta: None,
-        };
-        engine.try_send(Command::Touch(activity)).unwrap();
+        engine.try_send(Command::Touch(activity("user-a"))).unwrap();
     }
     engine.sync(Duration::from_secs(10)).unwrap();
     let mut harness = harness(app);
@@ -318,13 +316,7 @@ fn table_escapes_hidden_id_characters() {
     let (app, _clock) = app_with_sessions("ui-hidden-chars", no_dialog());
     let engine = &app.runtime().unwrap().engine;
     for id in ["user-\u{202E}a", "user-\u{200B}b"] {
-        let activity = Activity {
-            id: SessionId::new(id).unwrap(),
-            source: Source::Api,
-            at: None,
-            meta: None,
-        };
-        engine.try_send(Command::Touch(activity)).unwrap();
+        engine.try_send(Command::Touch(activity(id))).unwrap();
     }
     engine.sync(Duration::from_secs(10)).unwrap();
     let mut harness = harness(app);
@@ -408,12 +400,7 @@ fn hidden_window_catches_up_and_counts_drops() {
     let sessions = 60_000;
     for batch in 0..sessions / 1000 {
         let activities = (0..1000)
-            .map(|n| Activity {
-                id: SessionId::new(&format!("user-{batch}-{n}")).unwrap(),
-                source: Source::Api,
-                at: None,
-                meta: None,
-            })
+            .map(|n| activity(&format!("user-{batch}-{n}")))
             .collect();
         engine
             .send(Command::TouchBatch(activities), Duration::from_secs(10))
