@@ -17,7 +17,8 @@ pub struct ClockJump {
     /// Whether the wall clock moved ahead of monotonic time (a forward change, or time
     /// spent suspended) rather than behind it.
     pub ahead: bool,
-    /// Size of the disagreement.
+    /// Size of the disagreement, to the nearest second. The two clocks are read one
+    /// after the other, so finer digits would only show the time between the reads.
     pub by: Duration,
 }
 
@@ -62,8 +63,16 @@ impl ClockWatch {
         };
         self.mono = mono;
         self.wall = wall;
-        (jump.by > self.tolerance).then_some(jump)
+        (jump.by > self.tolerance).then_some(ClockJump {
+            by: nearest_second(jump.by),
+            ..jump
+        })
     }
+}
+
+fn nearest_second(span: Duration) -> Duration {
+    let round_up = span.subsec_nanos() >= 500_000_000;
+    Duration::from_secs(span.as_secs().saturating_add(u64::from(round_up)))
 }
 
 #[cfg(test)]
@@ -103,6 +112,14 @@ mod tests {
         let jump = watch.check(mono + SECOND * 5, wall - SECOND * 600).unwrap();
         assert!(!jump.ahead);
         assert_eq!(jump.by, SECOND * 605);
+    }
+
+    #[test]
+    fn jump_is_rounded_to_seconds() {
+        let (mut watch, mono, wall) = watch();
+        let read_gap = Duration::from_millis(3);
+        let jump = watch.check(mono + SECOND, wall + SECOND * 3601 - read_gap);
+        assert_eq!(jump.unwrap().by, SECOND * 3600);
     }
 
     #[test]
