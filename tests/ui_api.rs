@@ -60,7 +60,7 @@ fn panel_shows_api_and_its_sessions() {
     assert!(harness.query_by_label(&listening).is_some(), "{listening}");
     assert!(harness.query_by_label_contains("requests/s").is_some());
     assert!(harness.query_by_label("2 requests").is_some());
-    assert!(harness.query_by_label("1 reports").is_some());
+    assert!(harness.query_by_label("1 report").is_some());
     assert!(harness.query_by_label("1 rejected").is_some());
     assert!(harness.query_by_label("api").is_some(), "the source column");
 
