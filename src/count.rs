@@ -1,4 +1,5 @@
 //! A count with its noun in the right number: "1 session", "2 sessions", "0 sessions".
+//! Plain formatting with no state, used on the engine, source and UI threads.
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
 //! Detection of log lines whose time is far from the lines around them, for replay.
+//! Owned by the replay thread, which passes each valid line through it in file order.
 //!
 //! A log can contain a line stamped years away from its neighbours: a broken clock, a
 //! corrupted field, or a line from another file pasted in. Replayed as it is, one such
