@@ -719,6 +719,9 @@ impl Replayer {
     }
 
     /// Passes a valid line through the jump filter and applies what it decided.
+    ///
+    /// TODO: three far lines at the very start fix the origin, so they win over the
+    /// real lines after them, and jump warnings have no cap like skip notices have.
     fn filter(&mut self, line: PendingLine) -> Result<(), Stopped> {
         let mut decided = std::mem::take(&mut self.decided);
         self.jumps
@@ -806,6 +809,10 @@ impl Replayer {
     }
 
     /// Returns the engine time of a log time, or zero for times before the origin.
+    ///
+    /// TODO: the store keeps times as 64-bit nanoseconds, so a confirmed jump more than
+    /// 584 years past the origin stops the clock there instead of being rejected. At a
+    /// paced speed such a jump also makes the replay wait for years.
     fn mono_time(&self, time: DateTime<Utc>) -> MonoTime {
         let since_origin = (time - self.origin).to_std().unwrap_or(Duration::ZERO);
         MonoTime::from_duration(since_origin)
