@@ -331,8 +331,8 @@ fn outlier_times_are_skipped_and_real_gaps_kept() {
         [
             "line 1 skipped: its time 0001-01-01 00:00:00 UTC is far from the lines around \
              it, near 2024-06-01 10:00:00 UTC",
-            "line 4 skipped: its time 9999-12-31 23:59:59 UTC is far from the lines around \
-             it, near 2024-06-01 10:04:00 UTC",
+            "line 4 skipped: its time 9999-12-31 23:59:59 UTC is more than 500 years after \
+             the start of the replay, beyond the range of the engine's clock",
             "log time jumps from 2024-06-01 10:04:00 UTC to 2024-06-08 10:00:00 UTC, \
              confirmed by the lines after it",
         ]
@@ -349,6 +349,48 @@ fn outlier_times_are_skipped_and_real_gaps_kept() {
     );
     // The week-long gap expired the first sessions; nothing was expired by an outlier.
     assert_eq!(outcome.sessions_at_end, 2);
+}
+
+#[test]
+fn jumps_beyond_clock_range_skipped_and_counted() {
+    let year_2700 = Utc.with_ymd_and_hms(2700, 6, 1, 10, 0, 0).unwrap();
+    let mut lines = vec![("10.0.0.1", at(10, 0, 0)), ("10.0.0.2", at(10, 0, 30))];
+    // Three lines agree on the year 2700, which the engine's clock cannot reach.
+    lines.extend([("10.0.0.9", year_2700); 3]);
+    // Fifteen blocks of three lines that alternate between 2030 and 2024: 15 jumps.
+    for block in 0..15 {
+        let years = if block % 2 == 0 { 6 * 365 } else { 0 };
+        let time = at(10, 1, 0) + chrono::TimeDelta::days(years + block);
+        lines.extend([("10.0.0.3", time); 3]);
+    }
+    let contents: String = lines
+        .iter()
+        .map(|(client, time)| log_line(client, *time, "a"))
+        .collect();
+    let file = temp_log(contents.as_bytes());
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-clock-range", options, 5 * MINUTE);
+    let warnings = outcome.notices(Level::Warn);
+    let beyond: Vec<_> = warnings
+        .iter()
+        .filter(|notice| notice.contains("beyond the range of the engine's clock"))
+        .collect();
+    assert_eq!(beyond.len(), 3, "{warnings:?}");
+    assert!(beyond[0].starts_with("line 3 skipped: its time 2700-06-01 10:00:00 UTC"));
+    let jumps = warnings
+        .iter()
+        .filter(|notice| notice.starts_with("log time jumps"))
+        .count();
+    assert_eq!(jumps, 10, "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|notice| notice.contains("further jumps are counted"))
+    );
+    let summary = outcome.notices(Level::Info)[0];
+    assert!(summary.contains(", 15 time jumps, log time"), "{summary}");
+    assert!(!outcome.created_ids().contains(&"10.0.0.9 a".to_owned()));
 }
 
 #[test]

@@ -70,6 +70,14 @@ pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
 /// window longer than this takes its place.
 pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Span of log time after the clock's origin, in days, that a replay accepts: 500 years,
+/// within the 584 years that the store's 64-bit nanosecond times cover. Later lines are
+/// skipped.
+pub const MAX_CLOCK_SPAN_DAYS: i64 = 500 * 365;
+
+/// Time jumps reported one by one. Later ones are only counted in the closing summary.
+pub const DETAILED_JUMP_NOTICES: u64 = 10;
+
 /// Maximum length in bytes of a line the replay parses, without its line ending.
 /// Longer lines are skipped without being held in memory.
 pub const MAX_LINE_LEN: usize = 64 * 1024;
@@ -408,6 +416,8 @@ enum SkipReason {
         time: DateTime<Utc>,
         near: DateTime<Utc>,
     },
+    /// The line's time is more than [`MAX_CLOCK_SPAN_DAYS`] after the clock's origin.
+    BeyondClock(DateTime<Utc>),
 }
 
 impl fmt::Display for SkipReason {
@@ -420,6 +430,12 @@ impl fmt::Display for SkipReason {
                 "its time {} is far from the lines around it, near {}",
                 time.format("%Y-%m-%d %H:%M:%S UTC"),
                 near.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            SkipReason::BeyondClock(time) => write!(
+                f,
+                "its time {} is more than 500 years after the start of the replay, beyond \
+                 the range of the engine's clock",
+                time.format("%Y-%m-%d %H:%M:%S UTC")
             ),
         }
     }
@@ -605,6 +621,8 @@ struct Replayer {
     jumps: JumpFilter<PendingLine>,
     /// Decisions of the jump filter waiting to be applied.
     decided: Vec<Decision<PendingLine>>,
+    /// Confirmed jumps of the log's time.
+    time_jumps: u64,
 }
 
 impl Replayer {
@@ -638,6 +656,7 @@ impl Replayer {
             reports_sent: 0,
             jumps: JumpFilter::new(max_time_jump(&options)),
             decided: Vec::new(),
+            time_jumps: 0,
             options,
         };
         match replayer.replay(first, ahead, queued_notices) {
@@ -721,8 +740,15 @@ impl Replayer {
     /// Passes a valid line through the jump filter and applies what it decided.
     ///
     /// TODO: three far lines at the very start fix the origin, so they win over the
-    /// real lines after them, and jump warnings have no cap like skip notices have.
+    /// real lines after them.
     fn filter(&mut self, line: PendingLine) -> Result<(), Stopped> {
+        let limit = self
+            .origin
+            .checked_add_signed(TimeDelta::days(MAX_CLOCK_SPAN_DAYS))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if line.time > limit {
+            return self.skip(line.number, &SkipReason::BeyondClock(line.time));
+        }
         let mut decided = std::mem::take(&mut self.decided);
         self.jumps
             .push(line.time, line, &mut |decision| decided.push(decision));
@@ -743,14 +769,29 @@ impl Replayer {
                     };
                     self.skip(line.number, &reason)
                 }
-                Decision::Jump { from, to } => self.notice(
-                    Level::Warn,
-                    format!(
-                        "log time jumps from {} to {}, confirmed by the lines after it",
-                        from.format("%Y-%m-%d %H:%M:%S UTC"),
-                        to.format("%Y-%m-%d %H:%M:%S UTC")
-                    ),
-                ),
+                Decision::Jump { from, to } => {
+                    self.time_jumps += 1;
+                    match self.time_jumps {
+                        count if count < DETAILED_JUMP_NOTICES => self.notice(
+                            Level::Warn,
+                            format!(
+                                "log time jumps from {} to {}, confirmed by the lines after it",
+                                from.format("%Y-%m-%d %H:%M:%S UTC"),
+                                to.format("%Y-%m-%d %H:%M:%S UTC")
+                            ),
+                        ),
+                        DETAILED_JUMP_NOTICES => self.notice(
+                            Level::Warn,
+                            format!(
+                                "log time jumps from {} to {}; further jumps are counted in \
+                                 the closing summary",
+                                from.format("%Y-%m-%d %H:%M:%S UTC"),
+                                to.format("%Y-%m-%d %H:%M:%S UTC")
+                            ),
+                        ),
+                        _ => Ok(()),
+                    }
+                }
             };
             if result.is_err() {
                 break;
@@ -810,9 +851,6 @@ impl Replayer {
 
     /// Returns the engine time of a log time, or zero for times before the origin.
     ///
-    /// TODO: the store keeps times as 64-bit nanoseconds, so a confirmed jump more than
-    /// 584 years past the origin stops the clock there instead of being rejected. At a
-    /// paced speed such a jump also makes the replay wait for years.
     fn mono_time(&self, time: DateTime<Utc>) -> MonoTime {
         let since_origin = (time - self.origin).to_std().unwrap_or(Duration::ZERO);
         MonoTime::from_duration(since_origin)
@@ -878,13 +916,14 @@ impl Replayer {
         format!(
             "finished replaying {}: {} read, {} sent, {} skipped, \
              {} out of order by more than the {} reorder window, \
-             log time {} to {} ({})",
+             {}, log time {} to {} ({})",
             self.options.path.display(),
             counted(self.reader.line_number(), "line"),
             counted(self.reports_sent, "report"),
             counted(self.skips.total, "line"),
             counted(self.late_lines, "line"),
             format_duration(self.options.reorder_window),
+            counted(self.time_jumps, "time jump"),
             self.earliest_read.format("%Y-%m-%d %H:%M:%S UTC"),
             self.latest_read.format("%Y-%m-%d %H:%M:%S UTC"),
             format_duration(span),
