@@ -6,7 +6,7 @@
 //! line moves the engine's log-time clock by years and expires every session at once.
 //! A log can also have a real gap, when the server was down for a week.
 //!
-//! [`JumpFilter`] tells the two apart by what follows. A line more than the maximum
+//! [`JumpFilter`] separates the two by the lines that follow. A line more than the maximum
 //! jump away from the last accepted line is kept back as a suspect. When
 //! [`CONFIRMING_LINES`] suspects in a row lie within the maximum jump of one another,
 //! the log really moved there: they are accepted and the jump is reported. When that
@@ -22,7 +22,7 @@ pub const CONFIRMING_LINES: usize = 3;
 /// Maximum number of suspects kept back. Older ones beyond it are outliers.
 const MAX_SUSPECTS: usize = 64;
 
-/// What the filter decided about lines.
+/// A decision of the filter about one or more lines.
 #[derive(Debug, PartialEq)]
 pub enum Decision<T> {
     /// A line to replay.

@@ -14,7 +14,7 @@ use crate::engine::clock::{MonoTime, SharedClock};
 const ROW_HEIGHT: f32 = 18.0;
 
 /// Draws the table and applies clicks on column headings to the sort order. With no
-/// sessions, says whether there never were any or all were removed.
+/// sessions, shows whether there never were any or all were removed.
 pub fn sessions_table_ui(
     ui: &mut egui::Ui,
     rows: &mut SessionRows,
@@ -66,9 +66,9 @@ pub fn sessions_table_ui(
                     return;
                 };
                 row.col(|ui| {
-                    let shown = visible_text(session.id.as_str());
-                    let label = ui.label(shown.as_ref());
-                    if matches!(shown, Cow::Owned(_)) {
+                    let display_id = visible_text(session.id.as_str());
+                    let label = ui.label(display_id.as_ref());
+                    if matches!(display_id, Cow::Owned(_)) {
                         label.on_hover_text(
                             "This id contains invisible or direction-changing characters, \
                              shown as their code points.",
