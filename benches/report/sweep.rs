@@ -99,7 +99,10 @@ pub fn compare() -> Vec<Comparison> {
             let cutoff = aged.cutoff(half);
             (aged, cutoff)
         },
-        |(mut aged, cutoff)| assert_eq!(sweep(&mut aged.store, cutoff), half),
+        |(mut aged, cutoff)| {
+            assert_eq!(sweep(&mut aged.store, cutoff), half);
+            aged
+        },
     );
     let retain_half = median_time(
         3,
@@ -111,6 +114,7 @@ pub fn compare() -> Vec<Comparison> {
         |(mut map, cutoff)| {
             retain(&mut map, cutoff);
             assert_eq!(map.len(), half);
+            map
         },
     );
 
