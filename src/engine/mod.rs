@@ -15,6 +15,7 @@ pub mod clock_watch;
 pub mod event;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
+mod huge_pages;
 mod outbox;
 pub mod query;
 pub mod schedule;

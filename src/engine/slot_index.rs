@@ -207,7 +207,9 @@ impl SlotIndex {
     fn rebuild(&mut self, rehash: impl Fn(u32) -> u64) {
         let needed = (self.len + 1) * 2;
         let buckets = needed.next_power_of_two().max(MIN_BUCKETS);
-        let old = std::mem::replace(&mut self.buckets, vec![EMPTY; buckets]);
+        let mut table = super::huge_pages::vec_with_capacity(buckets);
+        table.resize(buckets, EMPTY);
+        let old = std::mem::replace(&mut self.buckets, table);
         self.deleted = 0;
         let mask = self.mask();
         for bucket in old.into_iter().filter(|&bucket| is_entry(bucket)) {

@@ -26,6 +26,7 @@ use std::time::Duration;
 use hashbrown::HashMap;
 
 use super::clock::MonoTime;
+use super::huge_pages;
 use super::session::{Session, SessionId, SessionMeta, Source};
 use super::slot_index::{KeyHasher, MAX_SLOTS, SlotIndex};
 
@@ -829,6 +830,7 @@ impl SessionStore {
                     .ok()
                     .filter(|&slot| slot < MAX_SLOTS)
                     .expect("the session store has room for 2^26 - 2 sessions");
+                huge_pages::reserve_one(&mut self.nodes);
                 self.nodes.push(node);
                 slot
             }
@@ -885,6 +887,7 @@ impl SessionStore {
 
     /// Takes the session out of a node and parks the slot: its hash table entry stays
     /// for [`Self::clean_parked`], and the slot joins the free list after that.
+    #[inline(always)]
     fn park(&mut self, slot: u32) -> Session {
         let session = self.take_session(slot);
         let node = &mut self.nodes[slot as usize];
@@ -898,6 +901,7 @@ impl SessionStore {
         session
     }
 
+    #[inline(always)]
     fn take_session(&mut self, slot: u32) -> Session {
         let meta = match self.nodes[slot as usize].has_meta {
             true => self.meta.remove(&slot),
