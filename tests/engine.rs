@@ -4,7 +4,7 @@
 //! Each test starts its own engine under a unique name, because only one engine of a
 //! name may run in a process.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -621,6 +621,38 @@ fn shutdown_during_large_sweep() {
 
     let removed = removed_ids(&records, RemovalCause::Sweep).len() as u64;
     assert_eq!(removed + remaining, SESSIONS as u64);
+}
+
+#[test]
+fn unstamped_report_after_stamped_one_in_a_batch_reads_the_moved_clock() {
+    let clock = Arc::new(ManualClock::following_activity(DateTime::<Utc>::UNIX_EPOCH));
+    let (engine, updates) = match Engine::start(config("batch-clock"), clock.clone(), no_waker()) {
+        Ok(started) => started,
+        Err(error) => panic!("engine did not start: {error}"),
+    };
+    let report = |name: &str, at: Option<MonoTime>| Activity {
+        id: id(name),
+        source: Source::Replay,
+        at,
+        meta: None,
+    };
+    let batch = vec![
+        report("before", None),
+        report("stamped", Some(minutes(3))),
+        report("after", None),
+    ];
+    engine.send(Command::TouchBatch(batch), WAIT).unwrap();
+    engine.sync(WAIT).unwrap();
+
+    let mut last_active = BTreeMap::new();
+    for update in updates.try_iter() {
+        for session in update.touched {
+            last_active.insert(session.id.as_str().to_owned(), session.last_active);
+        }
+    }
+    assert_eq!(last_active["before"], minutes(0));
+    assert_eq!(last_active["stamped"], minutes(3));
+    assert_eq!(last_active["after"], minutes(3));
 }
 
 #[test]

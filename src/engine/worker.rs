@@ -222,8 +222,11 @@ impl Worker {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Touch(activity) => self.apply_activity(activity),
+            Command::Touch(activity) => self.apply_activity(activity, &mut None),
             Command::TouchBatch(batch) => {
+                // Reports of a batch arrived together, so one reading of the clock serves
+                // those without a time of their own.
+                let mut now = None;
                 // Each session's bucket and node are asked for a few activities ahead,
                 // so the cache misses of a batch overlap instead of following each other.
                 for index in 0..batch.len() {
@@ -233,7 +236,7 @@ impl Worker {
                     if let Some(ahead) = batch.get(index + SESSION_LEAD) {
                         self.store.prefetch_session(ahead.id.as_str());
                     }
-                    self.apply_activity(batch[index].clone());
+                    self.apply_activity(batch[index].clone(), &mut now);
                 }
             }
             Command::End { id } => match self.store.remove(id.as_str()) {
@@ -269,14 +272,17 @@ impl Worker {
         }
     }
 
-    fn apply_activity(&mut self, activity: Activity) {
+    /// Applies one report. `now` is the clock's reading to use for it, read here when
+    /// `None`; a report with its own time may move the clock, so it is read again.
+    fn apply_activity(&mut self, activity: Activity, now: &mut Option<MonoTime>) {
         if let Some(at) = activity.at {
             if self.clock.follows_activity() {
                 self.sweep_due_before(at);
             }
             self.clock.observe_activity(at);
+            *now = None;
         }
-        let now = self.clock.now();
+        let now = *now.get_or_insert_with(|| self.clock.now());
         let mut at = activity.at.unwrap_or(now).min(now);
         // Activity that arrives during a sweep is never removed by it, even when stamped
         // before the sweep's cutoff: it is recorded just after the cutoff.
