@@ -2,27 +2,27 @@
 //! Used by the engine worker's store and hash table.
 //!
 //! A touch reads a hash table bucket and a slab node at random in about 100 MB at 1M
-//! sessions. With 4 KiB pages nearly every such read also misses the address
-//! translation cache; with 2 MiB pages the whole map needs about 50 entries. Linux backs
-//! memory with transparent huge pages when the program asks for it (`madvise`), which is
-//! the default setting of most distributions. Elsewhere the functions here only
-//! allocate.
+//! sessions. With 4 KiB pages most such reads also miss the address translation cache,
+//! which holds a few thousand entries; with 2 MiB pages the whole map needs about 50.
+//! Linux backs memory with transparent huge pages when its setting is `always`, or
+//! `madvise` and the program requests them, as the functions here do. On other systems
+//! they only allocate.
 
 /// Allocations smaller than this stay as they are: a huge page is 2 MiB.
 const MIN_ADVISED_BYTES: usize = 4 << 20;
 
-/// Returns an empty vector with room for `capacity` elements, whose memory the kernel
-/// is asked to back with huge pages when it is large enough. The pages are asked for
-/// before the first write, so they are huge from the start.
+/// Returns an empty vector with room for `capacity` elements, with huge pages requested
+/// for its memory when it is large enough. The request comes before the first write,
+/// so the pages are huge from the start.
 pub(crate) fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
     let vec = Vec::with_capacity(capacity);
     advise(&vec);
     vec
 }
 
-/// Makes room for one more element, moving the elements into a new allocation of twice
-/// the capacity asked for huge pages, instead of letting the allocator grow the old one
-/// in place with its small pages.
+/// Makes room for one more element. A full vector moves into a new allocation of twice
+/// the capacity, with huge pages requested, because growing the old allocation in place
+/// would keep its small pages.
 pub(crate) fn reserve_one<T>(vec: &mut Vec<T>) {
     if vec.len() < vec.capacity() {
         return;
