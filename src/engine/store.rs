@@ -262,10 +262,16 @@ impl Parked {
             .is_some_and(|word| word & (1 << (slot % 64)) != 0)
     }
 
-    fn insert(&mut self, slot: u32, slab_len: usize) {
+    /// Makes the bitmap cover a slab of `slab_len` slots.
+    fn cover(&mut self, slab_len: usize) {
         if self.bits.len() * 64 < slab_len {
             self.bits.resize(slab_len.div_ceil(64), 0);
         }
+    }
+
+    /// Adds a slot. Expects [`Parked::cover`] to have covered it.
+    #[inline(always)]
+    fn insert(&mut self, slot: u32) {
         let index = slot as usize;
         self.bits[index / 64] |= 1 << (index % 64);
         if self.indexed == 0 {
@@ -601,6 +607,7 @@ impl SessionStore {
         let end = next_slot
             .saturating_add(limit.saturating_mul(SCANS_PER_REMOVAL))
             .min(self.nodes.len());
+        self.parked.cover(end);
         let mut removed = 0;
         let mut slot = next_slot;
         while slot < end && removed < limit {
@@ -650,15 +657,13 @@ impl SessionStore {
     /// Drops tombstones and entries of parked slots from the queue front, at most
     /// `budget`. Returns how many it dropped.
     fn drop_front_tombstones(&mut self, budget: usize) -> usize {
-        let parked = &mut self.parked;
+        let (first, second) = self.queue.entries.as_slices();
         let mut count = 0;
-        for &slot in self.queue.entries.iter().take(budget) {
-            if slot == NONE {
-                count += 1;
-            } else if parked.queued > 0 && parked.contains(slot) {
-                parked.queued -= 1;
-                count += 1;
-            } else {
+        for part in [first, second] {
+            let part = &part[..part.len().min(budget - count)];
+            let skipped = skip_tombstones(part, &mut self.parked);
+            count += skipped;
+            if skipped < part.len() || count == budget {
                 break;
             }
         }
@@ -907,7 +912,7 @@ impl SessionStore {
         if self.parked.tail == NONE {
             self.parked.tail = slot;
         }
-        self.parked.insert(slot, self.nodes.len());
+        self.parked.insert(slot);
         session
     }
 
@@ -991,6 +996,30 @@ impl SessionStore {
         self.queue.entries.shrink_to(kept * 2);
         self.parked.queued = 0;
     }
+}
+
+/// Returns how many entries at the start of `entries` are tombstones or entries of
+/// parked slots, and takes the parked ones off `parked.queued`.
+fn skip_tombstones(entries: &[u32], parked: &mut Parked) -> usize {
+    /// Entries checked at once for a run of tombstones, which a large touch burst or
+    /// sweep leaves at the queue front.
+    const RUN: usize = 16;
+    let mut index = 0;
+    while let Some(&slot) = entries.get(index) {
+        if slot == NONE {
+            let run = entries.get(index..index + RUN);
+            let whole_run =
+                run.is_some_and(|run| run.iter().fold(0, |any, &slot| any | !slot) == 0);
+            index += if whole_run { RUN } else { 1 };
+            continue;
+        }
+        if parked.queued == 0 || !parked.contains(slot) {
+            break;
+        }
+        parked.queued -= 1;
+        index += 1;
+    }
+    index
 }
 
 /// Hints the processor to load `value` into the cache. A hint only: it never faults
@@ -1244,6 +1273,23 @@ mod tests {
     fn nothing_stale_before_timeout_elapsed() {
         assert_eq!(stale_cutoff(at(299), TIMEOUT), None);
         assert_eq!(stale_cutoff(at(300), TIMEOUT), Some(at(0)));
+    }
+
+    #[test]
+    fn tombstone_runs_and_parked_entries_skipped() {
+        let mut parked = Parked::default();
+        parked.cover(64);
+        for slot in [3, 5] {
+            parked.insert(slot);
+            parked.queued += 1;
+        }
+        let mut entries = vec![NONE; 20];
+        entries.extend([3, NONE, NONE, NONE, 5, 7, NONE, 3]);
+
+        assert_eq!(skip_tombstones(&entries, &mut parked), 25);
+        assert_eq!(parked.queued, 0);
+        assert_eq!(skip_tombstones(&entries[..19], &mut parked), 19);
+        assert_eq!(skip_tombstones(&entries[20..], &mut parked), 0);
     }
 
     #[test]
