@@ -221,9 +221,7 @@ impl Harness {
         self.sweep_cutoff = Some(cutoff);
 
         let mut removed: Vec<Session> = Vec::new();
-        let progress = self
-            .store
-            .sweep_step(time(cutoff), limit, |session| removed.push(session));
+        let progress = self.store.sweep_step(time(cutoff), limit, &mut removed);
         assert_eq!(progress.removed, removed.len());
         assert!(removed.len() <= limit, "a step removes at most its limit");
 

@@ -23,7 +23,7 @@ pub fn sweep(store: &mut SessionStore, cutoff: MonoTime) -> usize {
     let mut removed: Vec<Session> = Vec::with_capacity(STEP);
     let mut total = 0;
     loop {
-        let progress = store.sweep_step(cutoff, STEP, |session| removed.push(session));
+        let progress = store.sweep_step(cutoff, STEP, &mut removed);
         total += removed.len();
         removed.clear();
         if progress.finished {

@@ -154,7 +154,12 @@ impl fmt::Display for Source {
 pub type SessionMeta = Arc<BTreeMap<String, String>>;
 
 /// A session as the engine stores it. Times are engine monotonic times.
+///
+/// Laid out in declaration order (`repr(C)`), so the id sits first and aligned. With the
+/// compiler's own order, a sweep writing removed sessions in place copied each id through
+/// a misaligned stack slot, and the copy stalled.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Session {
     /// The session's key.
     pub id: SessionId,

@@ -465,7 +465,7 @@ impl Worker {
             if let Some(hooks) = &hooks {
                 hooks.before_sweep_step();
             }
-            store.sweep_step(cutoff, limit, |session| removed.push(session))
+            store.sweep_step(cutoff, limit, &mut removed)
         }));
 
         // Sessions popped before a panic are gone from the map, so they are reported too.
