@@ -74,6 +74,15 @@ impl SessionId {
         if text.len() > Self::MAX_LEN {
             return Err(InvalidId::TooLong { len: text.len() });
         }
+        // Control characters are U+0000 to U+001F, U+007F, and U+0080 to U+009F, which
+        // UTF-8 encodes as 0xC2 and a second byte. One pass over the bytes, without
+        // decoding, clears most ids; only those with a suspect byte are decoded.
+        let suspect = text.bytes().fold(false, |found, byte| {
+            found | (byte < 0x20) | (byte == 0x7f) | (byte == 0xc2)
+        });
+        if !suspect {
+            return Ok(());
+        }
         match text.char_indices().find(|(_, c)| c.is_control()) {
             Some((offset, c)) => Err(InvalidId::ControlCharacter {
                 code: u32::from(c),
@@ -260,6 +269,19 @@ mod tests {
                 offset: 1
             })
         );
+    }
+
+    #[test]
+    fn id_check_matches_control_category() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let text = format!("a{c}b");
+            assert_eq!(
+                SessionId::validate(&text).is_err(),
+                c.is_control(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
     }
 
     #[test]

@@ -576,13 +576,14 @@ fn plain_session_id(client: &[u8], user_agent: Option<&[u8]>) -> Option<SessionI
     if length > SessionId::MAX_LEN {
         return None;
     }
-    let mut text = Vec::with_capacity(length);
-    text.extend_from_slice(client);
+    // Joined on the stack: the id's own allocation is then the only one.
+    let mut text = [0u8; SessionId::MAX_LEN];
+    text[..client.len()].copy_from_slice(client);
     if let Some(agent) = user_agent {
-        text.push(b' ');
-        text.extend_from_slice(agent);
+        text[client.len()] = b' ';
+        text[client.len() + 1..length].copy_from_slice(agent);
     }
-    SessionId::from_bytes(&text).ok()
+    SessionId::from_bytes(&text[..length]).ok()
 }
 
 fn shortened_session_id(client: &[u8], user_agent: Option<&[u8]>) -> SessionId {
