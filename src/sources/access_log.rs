@@ -354,9 +354,11 @@ impl<'a> Cursor<'a> {
         match text {
             b"" => Err(ParseError::Missing { field: Field::Size }),
             b"-" => Ok(None),
-            _ => parse_size(text).map(Some).ok_or(ParseError::InvalidSize {
-                text: snippet(text),
-            }),
+            _ => parse_size(text)
+                .map(Some)
+                .ok_or_else(|| ParseError::InvalidSize {
+                    text: snippet(text),
+                }),
         }
     }
 
