@@ -621,6 +621,18 @@ fn shutdown_during_large_sweep() {
 
     let removed = removed_ids(&records, RemovalCause::Sweep).len() as u64;
     assert_eq!(removed + remaining, SESSIONS as u64);
+    let stopped = &records[records.len() - 2];
+    assert_eq!(
+        stopped.event,
+        Event::SweepStopped {
+            trigger: SweepTrigger::Manual,
+            removed,
+        }
+    );
+    assert_eq!(
+        stopped.event.to_string(),
+        format!("Sweep stopped by the shutdown after removing {removed} stale sessions")
+    );
 }
 
 #[test]

@@ -191,6 +191,14 @@ pub enum Event {
         /// Description of the failure.
         message: String,
     },
+    /// A sweep ended part way because the engine was shutting down; the stale sessions
+    /// it had not reached stay in the map.
+    SweepStopped {
+        /// Cause of the sweep.
+        trigger: SweepTrigger,
+        /// Sessions it removed before the shutdown.
+        removed: u64,
+    },
     /// The wall clock jumped against monotonic time: a clock change, or time spent
     /// suspended. Expiry is unaffected.
     ClockAnomaly {
@@ -259,6 +267,7 @@ impl Event {
             Event::SweepStarted { .. } => "sweep_started",
             Event::SweepFinished { .. } => "sweep_finished",
             Event::SweepFailed { .. } => "sweep_failed",
+            Event::SweepStopped { .. } => "sweep_stopped",
             Event::ClockAnomaly { .. } => "clock_anomaly",
             Event::Notice { .. } => "notice",
             Event::Message { .. } => "message",
@@ -366,6 +375,11 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "Sweep failed after removing {}: {message}; the schedule continues",
+                counted(*removed, "stale session")
+            ),
+            Event::SweepStopped { removed, .. } => write!(
+                f,
+                "Sweep stopped by the shutdown after removing {}",
                 counted(*removed, "stale session")
             ),
             Event::ClockAnomaly { ahead, by } => write!(

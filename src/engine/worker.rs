@@ -127,6 +127,12 @@ impl Worker {
 
         while self.step() == Flow::Continue {}
 
+        if let Some(sweep) = self.sweep.take() {
+            self.emit(Event::SweepStopped {
+                trigger: sweep.trigger,
+                removed: sweep.removed,
+            });
+        }
         self.emit(Event::SchedulerStopped {
             remaining: self.store.len() as u64,
         });
