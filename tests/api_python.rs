@@ -154,6 +154,36 @@ fn python_client_drives_sessions() {
 }
 
 #[test]
+fn python_client_quiet_when_reader_closes() {
+    if !python_available() {
+        return;
+    }
+    let (engine, _updates, clock, options) = start("closed-pipe", None);
+    let shared: SharedClock = Arc::new(clock);
+    let api = api::start(options, engine.commands(), shared).unwrap();
+    let addr = api.local_addr().unwrap();
+    client_json(addr, &["report", "alice"]);
+
+    // The read end closes before Python has started, so its output has nowhere to go.
+    let mut child = Process::new("python3")
+        .arg(CLIENT)
+        .arg("--url")
+        .arg(format!("http://{addr}"))
+        .args(["list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 starts");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("Traceback"), "stderr: {stderr}");
+    assert!(!stderr.contains("BrokenPipeError"), "stderr: {stderr}");
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
 fn python_client_sends_token() {
     if !python_available() {
         return;
