@@ -246,6 +246,20 @@ fn export_without_dialog_takes_typed_path() {
     harness.run();
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     harness.run();
+    let long_path = format!("/{}/log.csv", "folder-".repeat(14));
+    let field = harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Path");
+    field.type_text(&long_path);
+    harness.run();
+    let field = harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Path");
+    assert!(
+        field.rect().width() > 600.0,
+        "a {}-character path left the field {} points wide",
+        long_path.len(),
+        field.rect().width()
+    );
+
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    harness.run();
     let field = harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Path");
     field.type_text(path.to_str().unwrap());
     harness.run();

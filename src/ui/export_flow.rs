@@ -17,6 +17,19 @@ use crate::log_book::LogSnapshot;
 /// cancel by the user.
 const NO_DIALOG_THRESHOLD: Duration = Duration::from_secs(1);
 
+/// Narrowest width of the typed-path field, in points.
+const PATH_FIELD_WIDTH: f32 = 420.0;
+
+/// Room in the typed-path field after the path, for the cursor and a few more characters.
+const PATH_FIELD_SLACK: f32 = 24.0;
+
+/// Width of the window not given to the typed-path field: its label, the form's frame
+/// and a gap to the window's edges.
+const PATH_FORM_MARGIN: f32 = 120.0;
+
+/// Width of the "Path" label and the gap after it, in points.
+const PATH_LABEL_WIDTH: f32 = 40.0;
+
 /// Asks the user for a path to save to, blocking its thread; `None` when cancelled or
 /// when no dialog can be shown.
 pub type PathPicker = Arc<dyn Fn(PathBuf) -> Option<PathBuf> + Send + Sync>;
@@ -170,9 +183,19 @@ impl ExportFlow {
         };
         let mut confirmed = false;
         let mut cancelled = false;
+        // Wide enough for the whole path, file name included, up to most of the
+        // window's width.
+        let widest = (ctx.content_rect().width() - PATH_FORM_MARGIN).max(PATH_FIELD_WIDTH);
+        let font = egui::TextStyle::Body.resolve(&ctx.global_style());
+        let text_width = ctx
+            .fonts_mut(|fonts| fonts.layout_no_wrap(path.clone(), font, egui::Color32::WHITE))
+            .size()
+            .x;
+        let width = (text_width + PATH_FIELD_SLACK).clamp(PATH_FIELD_WIDTH, widest);
         egui::Window::new("Export log")
             .collapsible(false)
             .resizable(false)
+            .min_width(width + PATH_LABEL_WIDTH)
             .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
             .show(ctx, |ui| {
                 ui.label(reason.as_str());
@@ -181,7 +204,7 @@ impl ExportFlow {
                         let label = ui.label("Path");
                         ui.add(
                             egui::TextEdit::singleline(path)
-                                .desired_width(420.0)
+                                .desired_width(width)
                                 .hint_text("/path/to/log.csv"),
                         )
                         .labelled_by(label.id)
