@@ -12,7 +12,10 @@ use session_monitor::ui::{self, WindowError};
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // Without RUST_LOG, rfd stays quiet: where no file dialog exists it logs three error
+    // lines on every export, and the window already says so and asks for a path.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,rfd=off"))
+        .init();
 
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let window_context: Arc<OnceLock<egui::Context>> = Arc::new(OnceLock::new());
