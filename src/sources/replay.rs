@@ -40,11 +40,14 @@
 //!
 //! [`access_log`]: super::access_log
 
+mod line_reader;
+mod skips;
+
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -52,9 +55,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use crossbeam_channel::Sender;
-use memchr::memchr;
 
-use super::access_log::{self, parse_line};
+use self::line_reader::{LineReader, ReadLine};
+use self::skips::{SkipLog, SkipReason};
+use super::access_log::parse_line;
 use super::time_jumps::{CONFIRMING_LINES, Decision, JumpFilter};
 use super::{RunningSource, SourceContext, SourceStats};
 use crate::count::counted;
@@ -93,9 +97,6 @@ pub const SKIP_SUMMARY_INTERVAL: u64 = 10_000;
 
 /// Lines read between two checks of the stop signal.
 const STOP_CHECK_LINES: u64 = 4096;
-
-/// Capacity of the file read buffer in bytes.
-const READ_BUFFER_LEN: usize = 256 * 1024;
 
 /// Replay speed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -406,195 +407,8 @@ impl Ord for PendingLine {
     }
 }
 
-/// Reason a line was skipped.
-#[derive(Debug)]
-enum SkipReason {
-    TooLong,
-    Invalid(access_log::ParseError),
-    /// The line's time is far from the lines around it, which are near `near`.
-    TimeOutlier {
-        time: DateTime<Utc>,
-        near: DateTime<Utc>,
-    },
-    /// The line's time is more than [`MAX_CLOCK_SPAN_DAYS`] after the clock's origin.
-    BeyondClock(DateTime<Utc>),
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkipReason::TooLong => write!(f, "longer than {MAX_LINE_LEN} bytes"),
-            SkipReason::Invalid(error) => error.fmt(f),
-            SkipReason::TimeOutlier { time, near } => write!(
-                f,
-                "its time {} is far from the lines around it, near {}",
-                time.format("%Y-%m-%d %H:%M:%S UTC"),
-                near.format("%Y-%m-%d %H:%M:%S UTC")
-            ),
-            SkipReason::BeyondClock(time) => write!(
-                f,
-                "its time {} is more than 500 years after the start of the replay, beyond \
-                 the range of the engine's clock",
-                time.format("%Y-%m-%d %H:%M:%S UTC")
-            ),
-        }
-    }
-}
-
-/// Counts skipped lines and decides which of them get a notice of their own.
-#[derive(Debug, Default)]
-struct SkipLog {
-    total: u64,
-    /// Skipped lines since the last notice, after the detailed ones.
-    unreported: u64,
-    unreported_first_line: u64,
-    last_line: u64,
-}
-
-impl SkipLog {
-    /// Counts a skipped line and returns the notice to send for it, if any.
-    fn record(&mut self, line: u64, reason: &SkipReason) -> Option<String> {
-        self.total += 1;
-        self.last_line = line;
-        if self.total < DETAILED_SKIP_NOTICES {
-            return Some(format!("line {line} skipped: {reason}"));
-        }
-        if self.total == DETAILED_SKIP_NOTICES {
-            return Some(format!(
-                "line {line} skipped: {reason}. Further skipped lines are reported in a \
-                 summary every {SKIP_SUMMARY_INTERVAL} lines"
-            ));
-        }
-        if self.unreported == 0 {
-            self.unreported_first_line = line;
-        }
-        self.unreported += 1;
-        if self.unreported < SKIP_SUMMARY_INTERVAL {
-            return None;
-        }
-        let summary = format!("{}. Line {line} skipped: {reason}", self.summary());
-        self.unreported = 0;
-        Some(summary)
-    }
-
-    /// Returns a summary of the skipped lines not reported yet, if any.
-    fn finish(&mut self) -> Option<String> {
-        if self.unreported == 0 {
-            return None;
-        }
-        let summary = self.summary();
-        self.unreported = 0;
-        Some(summary)
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "{} skipped, lines {} to {}",
-            counted(self.unreported, "more line"),
-            self.unreported_first_line,
-            self.last_line
-        )
-    }
-}
-
-/// Result of reading one line.
-#[derive(Debug, PartialEq, Eq)]
-enum ReadLine {
-    /// The line is in [`LineReader::line`].
-    Complete,
-    /// The line is over [`MAX_LINE_LEN`] bytes. It was read and dropped.
-    TooLong,
-}
-
-/// Bytes scanned for one line before [`LineReader::next_line`] returns, so a file with
-/// no line ends (a device, a pipe of zeros) cannot keep the reader from checking its stop
-/// signal. The rest of such a line is read as further overlong lines.
-const MAX_LINE_SCAN: usize = 16 * 1024 * 1024;
-
 /// Bytes read at start-up while looking for the first valid line, before giving up.
 const MAX_SCAN_FOR_FIRST_LINE: u64 = 256 * 1024 * 1024;
-
-/// Reads lines of up to [`MAX_LINE_LEN`] bytes into a reused buffer.
-#[derive(Debug)]
-struct LineReader<R> {
-    inner: BufReader<R>,
-    line: Vec<u8>,
-    number: u64,
-    bytes_read: u64,
-}
-
-impl<R: Read> LineReader<R> {
-    fn new(inner: R) -> Self {
-        LineReader {
-            inner: BufReader::with_capacity(READ_BUFFER_LEN, inner),
-            line: Vec::new(),
-            number: 0,
-            bytes_read: 0,
-        }
-    }
-
-    /// Returns the number of bytes consumed so far.
-    fn bytes_read(&self) -> u64 {
-        self.bytes_read
-    }
-
-    /// Returns the number of lines read so far.
-    fn line_number(&self) -> u64 {
-        self.number
-    }
-
-    /// Returns the last line read, without its `\n`.
-    fn line(&self) -> &[u8] {
-        &self.line
-    }
-
-    /// Reads the next line, or returns `None` at the end of the file. A last line
-    /// without `\n` counts as a line.
-    fn next_line(&mut self) -> io::Result<Option<ReadLine>> {
-        self.line.clear();
-        let mut length = 0usize;
-        loop {
-            let available = match self.inner.fill_buf() {
-                Ok(available) => available,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
-            if available.is_empty() {
-                if length == 0 {
-                    return Ok(None);
-                }
-                break;
-            }
-            let newline = memchr(b'\n', available);
-            let content = &available[..newline.unwrap_or(available.len())];
-            length = length.saturating_add(content.len());
-            if length <= MAX_LINE_LEN {
-                self.line.extend_from_slice(content);
-            } else {
-                self.line.clear();
-            }
-            let consumed = newline.map_or(available.len(), |index| index + 1);
-            self.inner.consume(consumed);
-            self.bytes_read += consumed as u64;
-            if newline.is_some() {
-                // An empty line has length 0 but still counts as a line.
-                length = length.max(1);
-                break;
-            }
-            if length > MAX_LINE_SCAN {
-                break;
-            }
-        }
-        self.number += 1;
-        if self.number == 1 && self.line.starts_with(b"\xEF\xBB\xBF") {
-            self.line.drain(..3);
-        }
-        if length > MAX_LINE_LEN {
-            return Ok(Some(ReadLine::TooLong));
-        }
-        Ok(Some(ReadLine::Complete))
-    }
-}
 
 /// The replay was asked to stop, or the engine is gone.
 struct Stopped;
@@ -934,78 +748,6 @@ impl Replayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn read_all(input: &[u8]) -> Vec<Result<Vec<u8>, ReadLine>> {
-        let mut reader = LineReader::new(input);
-        let mut lines = Vec::new();
-        while let Some(read) = reader.next_line().unwrap() {
-            lines.push(match read {
-                ReadLine::Complete => Ok(reader.line().to_vec()),
-                ReadLine::TooLong => Err(read),
-            });
-        }
-        lines
-    }
-
-    #[test]
-    fn reader_splits_lines() {
-        let lines = read_all(b"one\ntwo\r\n\nlast");
-        assert_eq!(
-            lines,
-            vec![
-                Ok(b"one".to_vec()),
-                Ok(b"two\r".to_vec()),
-                Ok(Vec::new()),
-                Ok(b"last".to_vec())
-            ]
-        );
-    }
-
-    #[test]
-    fn reader_skips_long_line_and_goes_on() {
-        let mut input = vec![b'x'; MAX_LINE_LEN + 1];
-        input.extend_from_slice(b"\nnext\n");
-        input.extend(vec![b'y'; MAX_LINE_LEN]);
-        let lines = read_all(&input);
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0], Err(ReadLine::TooLong));
-        assert_eq!(lines[1], Ok(b"next".to_vec()));
-        assert_eq!(lines[2].as_ref().map(Vec::len), Ok(MAX_LINE_LEN));
-    }
-
-    #[test]
-    fn reader_drops_byte_order_mark() {
-        let lines = read_all(b"\xEF\xBB\xBFfirst\n\xEF\xBB\xBFsecond");
-        assert_eq!(lines[0], Ok(b"first".to_vec()));
-        assert_eq!(lines[1], Ok(b"\xEF\xBB\xBFsecond".to_vec()));
-    }
-
-    #[test]
-    fn skip_log_details_then_summaries() {
-        let mut log = SkipLog::default();
-        let reason = SkipReason::Invalid(access_log::ParseError::Empty);
-        let mut notices = Vec::new();
-        for line in 1..=25_150 {
-            notices.extend(log.record(line, &reason));
-        }
-        notices.extend(log.finish());
-        assert_eq!(notices.len(), 100 + 2 + 1);
-        assert_eq!(notices[0], "line 1 skipped: empty line");
-        assert!(notices[99].starts_with("line 100 skipped: empty line. Further"));
-        assert_eq!(
-            notices[100],
-            "10000 more lines skipped, lines 101 to 10100. Line 10100 skipped: empty line"
-        );
-        assert_eq!(
-            notices[101],
-            "10000 more lines skipped, lines 10101 to 20100. Line 20100 skipped: empty line"
-        );
-        assert_eq!(
-            notices[102],
-            "5050 more lines skipped, lines 20101 to 25150"
-        );
-        assert_eq!(log.total, 25_150);
-    }
 
     #[test]
     fn pending_lines_order_by_time_then_line() {
