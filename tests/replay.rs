@@ -535,6 +535,24 @@ fn open_rejects_invalid_speed() {
 }
 
 #[test]
+fn open_rejects_reorder_window_over_a_day() {
+    let mut options = ReplayOptions::new(SMALL_FIXTURE, Speed::Max);
+    options.reorder_window = Duration::from_secs(24 * 60 * 60 + 1);
+    let error = ReplayPlan::open(options.clone()).unwrap_err();
+    assert!(
+        matches!(error, ReplayError::InvalidReorderWindow(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "invalid reorder window 1day 1s: expected at most 1day"
+    );
+
+    options.reorder_window = Duration::from_secs(24 * 60 * 60);
+    assert!(ReplayPlan::open(options).is_ok());
+}
+
+#[test]
 fn clock_origin_is_first_line_minus_window() {
     let plan = ReplayPlan::open(ReplayOptions::new(SMALL_FIXTURE, Speed::Max)).unwrap();
     assert_eq!(plan.origin(), at(10, 0, 0) - DEFAULT_REORDER_WINDOW);

@@ -70,9 +70,13 @@ use crate::engine::session::{SessionId, Source};
 pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
 
 /// Span of log time between neighbouring lines beyond which a line is kept back until
-/// the next lines show whether the log moved there or the line is an outlier. A reorder
-/// window longer than this takes its place.
+/// the next lines show whether the log moved there or the line is an outlier.
 pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Longest reorder window a replay accepts: the [`MAX_TIME_JUMP`]. Lines further apart
+/// than that are handled as a time jump or an outlier, not reordered, and the reorder
+/// buffer holds a window's worth of lines in memory.
+pub const MAX_REORDER_WINDOW: Duration = MAX_TIME_JUMP;
 
 /// Span of log time after the clock's origin, in days, that a replay accepts: 500 years,
 /// within the 584 years that the store's 64-bit nanosecond times cover. Later lines are
@@ -124,7 +128,8 @@ pub struct ReplayOptions {
     pub path: PathBuf,
     /// Replay speed.
     pub speed: Speed,
-    /// Span of log time that lines may be out of order and still be sent in time order.
+    /// Span of log time that lines may be out of order and still be sent in time order,
+    /// at most [`MAX_REORDER_WINDOW`].
     pub reorder_window: Duration,
 }
 
@@ -145,6 +150,13 @@ pub enum ReplayError {
     /// The speed factor is zero, negative or not a number.
     #[error("invalid replay speed {0}: expected a finite factor above zero, or max")]
     InvalidSpeed(f64),
+    /// The reorder window is longer than [`MAX_REORDER_WINDOW`].
+    #[error(
+        "invalid reorder window {}: expected at most {}",
+        format_duration(*.0),
+        format_duration(MAX_REORDER_WINDOW)
+    )]
+    InvalidReorderWindow(Duration),
     /// The file could not be opened.
     #[error("failed to open access log {}: {source}", path.display())]
     Open {
@@ -203,6 +215,9 @@ impl ReplayPlan {
         {
             return Err(ReplayError::InvalidSpeed(factor));
         }
+        if options.reorder_window > MAX_REORDER_WINDOW {
+            return Err(ReplayError::InvalidReorderWindow(options.reorder_window));
+        }
         let file = File::open(&options.path).map_err(|source| ReplayError::Open {
             path: options.path.clone(),
             source,
@@ -232,7 +247,7 @@ impl ReplayPlan {
                 None => break,
             }
         }
-        let max_jump = max_time_jump(&options);
+        let max_jump = max_time_jump();
         let far = |a: &PendingLine, b: &PendingLine| (a.time - b.time).abs() > max_jump;
         if ahead.len() == CONFIRMING_LINES - 1
             && ahead.iter().all(|line| far(line, &first))
@@ -306,8 +321,8 @@ impl ReplayPlan {
 }
 
 /// Returns the span of log time beyond which a line is checked against the lines after it.
-fn max_time_jump(options: &ReplayOptions) -> TimeDelta {
-    TimeDelta::from_std(MAX_TIME_JUMP.max(options.reorder_window)).unwrap_or(TimeDelta::MAX)
+fn max_time_jump() -> TimeDelta {
+    TimeDelta::from_std(MAX_TIME_JUMP).unwrap_or(TimeDelta::MAX)
 }
 
 /// Reading at start-up, before the replay thread runs.
@@ -468,7 +483,7 @@ impl Replayer {
             batch: Vec::with_capacity(MAX_BATCH_LEN),
             skips,
             reports_sent: 0,
-            jumps: JumpFilter::new(max_time_jump(&options)),
+            jumps: JumpFilter::new(max_time_jump()),
             decided: Vec::new(),
             time_jumps: 0,
             options,
