@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use crossbeam_channel::Receiver;
 use session_monitor::engine::event::{Event, Level, Record, Update};
 use session_monitor::engine::session::Source;
@@ -391,6 +391,76 @@ fn jumps_beyond_clock_range_skipped_and_counted() {
     let summary = outcome.notices(Level::Info)[0];
     assert!(summary.contains(", 15 time jumps, log time"), "{summary}");
     assert!(!outcome.created_ids().contains(&"10.0.0.9 a".to_owned()));
+}
+
+/// Writes a line whose bracketed time is `stamp`, as the log has it.
+fn stamped_line(client: &str, stamp: &str) -> String {
+    format!("{client} - - [{stamp}] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"\n")
+}
+
+#[test]
+fn times_outside_years_1_to_9999_skipped() {
+    let contents = [
+        stamped_line("10.0.0.1", "31/Dec/9999:22:00:00 +0000"),
+        stamped_line("10.0.0.1", "31/Dec/9999:22:02:00 +0000"),
+        // 00:30 on 1 January 10000 in UTC.
+        stamped_line("10.0.0.2", "31/Dec/9999:23:30:00 -0100"),
+        stamped_line("10.0.0.1", "31/Dec/9999:22:04:00 +0000"),
+    ]
+    .concat();
+    let file = temp_log(contents.as_bytes());
+    let outcome = replay(
+        "replay-year-10000",
+        ReplayOptions::new(file.path(), Speed::Max),
+        5 * MINUTE,
+    );
+    assert_eq!(outcome.rejected, 1);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        ["line 3 skipped: its time in UTC is outside the years 1 to 9999"]
+    );
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    for record in &outcome.records {
+        assert_eq!(record.wall.year(), 9999, "{record:?}");
+    }
+
+    // 23:10 on 31 December of year -1 in UTC, then lines early in year 1.
+    let contents = [
+        stamped_line("10.0.0.2", "01/Jan/0000:00:10:00 +0100"),
+        stamped_line("10.0.0.1", "01/Jan/0001:00:00:30 +0000"),
+        stamped_line("10.0.0.1", "01/Jan/0001:00:01:00 +0000"),
+    ]
+    .concat();
+    let file = temp_log(contents.as_bytes());
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let plan = ReplayPlan::open(options.clone()).unwrap();
+    // The reorder window before the first line reaches into year 0, so the origin stops
+    // at the first second of year 1.
+    assert_eq!(
+        plan.origin(),
+        Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap()
+    );
+    drop(plan);
+    let outcome = replay("replay-year-minus-1", options, 5 * MINUTE);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        ["line 1 skipped: its time in UTC is outside the years 1 to 9999"]
+    );
+    for record in &outcome.records {
+        assert_eq!(record.wall.year(), 1, "{record:?}");
+    }
+
+    let only_year_10000 =
+        temp_log(stamped_line("10.0.0.2", "31/Dec/9999:23:30:00 -0100").as_bytes());
+    let error =
+        ReplayPlan::open(ReplayOptions::new(only_year_10000.path(), Speed::Max)).unwrap_err();
+    let expected = format!(
+        "no access log lines found in {}: 1 line read, none in Common or Combined Log \
+         Format with a time in the years 1 to 9999. Line 1 skipped: its time in UTC is \
+         outside the years 1 to 9999",
+        only_year_10000.path().display()
+    );
+    assert_eq!(error.to_string(), expected);
 }
 
 #[test]

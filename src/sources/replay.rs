@@ -48,12 +48,13 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Utc};
 use crossbeam_channel::Sender;
 
 use self::line_reader::{LineReader, ReadLine};
@@ -77,6 +78,15 @@ pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
 /// than that are handled as a time jump or an outlier, not reordered, and the reorder
 /// buffer holds a window's worth of lines in memory.
 pub const MAX_REORDER_WINDOW: Duration = MAX_TIME_JUMP;
+
+/// Years of the UTC times that a replay accepts. The log's four-digit years stay in
+/// 0 to 9999, but a UTC offset can move a time into year -1 or 10000. Such years print
+/// with a sign (`-0001`, `+10000`), which RFC 3339 does not allow and which a CSV export
+/// would read as the start of a formula. Year 0 is not a year of the calendar logs use.
+///
+/// TODO: a paced clock keeps running after the last line, so a log that ends late in
+/// year 9999 can still show times past it.
+const YEARS: RangeInclusive<i32> = 1..=9999;
 
 /// Span of log time after the clock's origin, in days, that a replay accepts: 500 years,
 /// within the 584 years that the store's 64-bit nanosecond times cover. Later lines are
@@ -232,11 +242,10 @@ impl ReplayPlan {
             skips: &mut skips,
             notices: &mut queued_notices,
             first_rejection: None,
+            outside_years: false,
         };
         let Some(mut first) = scan.next_valid()? else {
-            let lines = scan.reader.line_number();
-            let first_rejection = scan.first_rejection.take();
-            return Err(no_lines_error(&options, lines, first_rejection));
+            return Err(scan.no_lines_error());
         };
         // The first line fixes the clock's origin, so it must not be an outlier: check it
         // against the lines after it.
@@ -262,10 +271,16 @@ impl ReplayPlan {
         }
 
         let window = TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX);
+        // The origin is a wall time that the log shows, so it stays within YEARS too.
+        let first_of_years = Utc
+            .with_ymd_and_hms(*YEARS.start(), 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let origin = first
             .time
             .checked_sub_signed(window)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .max(first_of_years);
         // A paced replay starts at the first line rather than at the origin, so the
         // first lines are sent at once instead of after one reorder window.
         let first_line_at = (first.time - origin).to_std().unwrap_or_default();
@@ -333,6 +348,8 @@ struct StartScan<'a> {
     notices: &'a mut Vec<String>,
     /// The first skipped line's notice, for the error when no line is valid.
     first_rejection: Option<String>,
+    /// Whether a line was skipped for a time outside [`YEARS`].
+    outside_years: bool,
 }
 
 impl StartScan<'_> {
@@ -355,32 +372,47 @@ impl StartScan<'_> {
                     return Ok(None);
                 }
                 Some(ReadLine::TooLong) => SkipReason::TooLong,
-                Some(ReadLine::Complete) => match parse_line(self.reader.line()) {
-                    Ok(line) => {
-                        return Ok(Some(PendingLine::new(line.time, number, line.session_id())));
-                    }
-                    Err(error) => SkipReason::Invalid(error),
+                Some(ReadLine::Complete) => match parse_pending(self.reader.line(), number) {
+                    Ok(line) => return Ok(Some(line)),
+                    Err(reason) => reason,
                 },
             };
+            self.outside_years |= matches!(reason, SkipReason::OutsideYears);
             self.first_rejection
                 .get_or_insert_with(|| format!("Line {number} skipped: {reason}"));
             self.notices.extend(self.skips.record(number, &reason));
         }
     }
+
+    /// Returns the error for a file without a valid line, after reading all of it.
+    fn no_lines_error(&mut self) -> ReplayError {
+        let lines = counted(self.reader.line_number(), "line");
+        let detail = match (self.first_rejection.take(), self.outside_years) {
+            (None, _) => "the file is empty".to_owned(),
+            (Some(first), false) => {
+                format!("{lines} read, none in Common or Combined Log Format. {first}")
+            }
+            (Some(first), true) => format!(
+                "{lines} read, none in Common or Combined Log Format with a time in the \
+                 years {} to {}. {first}",
+                YEARS.start(),
+                YEARS.end()
+            ),
+        };
+        ReplayError::NoLines {
+            path: self.path.to_owned(),
+            detail,
+        }
+    }
 }
 
-fn no_lines_error(options: &ReplayOptions, lines: u64, first: Option<String>) -> ReplayError {
-    let detail = match first {
-        None => "the file is empty".to_owned(),
-        Some(first) => {
-            let lines = counted(lines, "line");
-            format!("{lines} read, none in Common or Combined Log Format. {first}")
-        }
-    };
-    ReplayError::NoLines {
-        path: options.path.clone(),
-        detail,
+/// Parses line number `number` and checks that its time is in [`YEARS`].
+fn parse_pending(line: &[u8], number: u64) -> Result<PendingLine, SkipReason> {
+    let line = parse_line(line).map_err(SkipReason::Invalid)?;
+    if !YEARS.contains(&line.time.naive_utc().year()) {
+        return Err(SkipReason::OutsideYears);
     }
+    Ok(PendingLine::new(line.time, number, line.session_id()))
 }
 
 /// A valid line waiting in the reorder buffer.
@@ -547,9 +579,7 @@ impl Replayer {
 
             let parsed = match read {
                 ReadLine::TooLong => Err(SkipReason::TooLong),
-                ReadLine::Complete => parse_line(self.reader.line())
-                    .map(|line| PendingLine::new(line.time, number, line.session_id()))
-                    .map_err(SkipReason::Invalid),
+                ReadLine::Complete => parse_pending(self.reader.line(), number),
             };
             match parsed {
                 Ok(line) => self.filter(line)?,

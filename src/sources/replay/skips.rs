@@ -4,7 +4,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::{DETAILED_SKIP_NOTICES, MAX_LINE_LEN, SKIP_SUMMARY_INTERVAL};
+use super::{DETAILED_SKIP_NOTICES, MAX_LINE_LEN, SKIP_SUMMARY_INTERVAL, YEARS};
 use crate::count::counted;
 use crate::sources::access_log;
 
@@ -13,6 +13,8 @@ use crate::sources::access_log;
 pub(super) enum SkipReason {
     TooLong,
     Invalid(access_log::ParseError),
+    /// The line's time in UTC is outside [`YEARS`].
+    OutsideYears,
     /// The line's time is far from the lines around it, which are near `near`.
     TimeOutlier {
         time: DateTime<Utc>,
@@ -28,6 +30,13 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::TooLong => write!(f, "longer than {MAX_LINE_LEN} bytes"),
             SkipReason::Invalid(error) => error.fmt(f),
+            // The time itself is left out, as it prints with a sign.
+            SkipReason::OutsideYears => write!(
+                f,
+                "its time in UTC is outside the years {} to {}",
+                YEARS.start(),
+                YEARS.end()
+            ),
             SkipReason::TimeOutlier { time, near } => write!(
                 f,
                 "its time {} is far from the lines around it, near {}",
