@@ -677,6 +677,50 @@ fn factor_speed_follows_the_clock() {
 }
 
 #[test]
+fn paced_clock_starts_with_first_line() {
+    let base = at(12, 0, 0);
+    let contents: String = (0..3)
+        .map(|second| log_line("10.0.0.1", base + Duration::from_secs(second), "a"))
+        .collect();
+    let file = temp_log(contents.as_bytes());
+
+    let plan = ReplayPlan::open(ReplayOptions::new(file.path(), Speed::Factor(60.0))).unwrap();
+    let clock = plan.clock();
+    // Start-up takes real time. The clock waits at the first line meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(clock.wall_time(clock.now()), base);
+
+    let config = EngineConfig {
+        name: "replay-paced-start".into(),
+        ..EngineConfig::default()
+    };
+    let (engine, updates) = Engine::start(config, plan.clock(), no_waker()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let source = plan.spawn(engine.commands()).unwrap();
+    let mut outcome = Outcome::default();
+    let deadline = Instant::now() + REPLAY_DEADLINE;
+    while !source.stats().is_finished() {
+        assert!(Instant::now() < deadline, "replay did not finish");
+        outcome.drain(&updates, Duration::from_millis(20));
+    }
+    engine.sync(Duration::from_secs(30)).unwrap();
+    source.stop();
+    for update in engine.shutdown() {
+        outcome.collect(update);
+    }
+
+    // Without the wait, 600 ms of start-up at 60x would put the clock 36 s ahead.
+    let created = outcome.created_times();
+    assert_eq!(created.len(), 1);
+    let ahead = created[0] - base;
+    assert!(
+        ahead < chrono::TimeDelta::seconds(5),
+        "created {} ms after the line",
+        ahead.num_milliseconds()
+    );
+}
+
+#[test]
 fn stop_interrupts_paced_replay() {
     let plan = ReplayPlan::open(ReplayOptions::new(SMALL_FIXTURE, Speed::Factor(1.0))).unwrap();
     let config = EngineConfig {

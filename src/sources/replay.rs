@@ -3,8 +3,10 @@
 //! [`ReplayPlan::open`] opens the file and reads ahead to the first line with a valid
 //! timestamp. That line fixes the engine clock's origin: the first line's time minus the
 //! reorder window, so that lines up to one window earlier than the first still map to
-//! engine times at or after zero. A paced clock starts at the first line's time, so the
-//! first lines go out at once. [`ReplayPlan::spawn`] then reads the rest of the file
+//! engine times at or after zero. A paced clock waits at the first line's time until the
+//! replay sends its first line, so the first lines go out at once and the time the
+//! program takes to start does not pass as log time. [`ReplayPlan::spawn`] then reads the
+//! rest of the file
 //! line by line and sends each valid line's activity as [`Command::TouchBatch`]. Sessions
 //! are keyed by client address and user agent, as described in [`access_log`].
 //!
@@ -206,6 +208,9 @@ pub struct ReplayPlan {
     reader: LineReader<File>,
     origin: DateTime<Utc>,
     clock: SharedClock,
+    /// The clock at [`Speed::Factor`], which the replay starts when it sends its first
+    /// line.
+    pacer: Option<Arc<ScaledClock>>,
     first: PendingLine,
     /// Valid lines read after the first to check that it is not an outlier.
     ahead: Vec<PendingLine>,
@@ -217,8 +222,8 @@ pub struct ReplayPlan {
 impl ReplayPlan {
     /// Opens the file and reads up to its first line with a valid timestamp.
     ///
-    /// At [`Speed::Factor`] the returned plan's clock starts running now, so start the
-    /// engine and the replay soon after.
+    /// At [`Speed::Factor`] the returned plan's clock reads the first line's time until
+    /// the replay sends that line.
     pub fn open(options: ReplayOptions) -> Result<ReplayPlan, ReplayError> {
         if let Speed::Factor(factor) = options.speed
             && !(factor.is_finite() && factor > 0.0)
@@ -285,17 +290,19 @@ impl ReplayPlan {
         // first lines are sent at once instead of after one reorder window.
         let first_line_at = (first.time - origin).to_std().unwrap_or_default();
         let first_line_at = MonoTime::from_duration(first_line_at);
-        let clock: SharedClock = match options.speed {
+        let (clock, pacer): (SharedClock, _) = match options.speed {
             Speed::Factor(factor) => {
-                Arc::new(ScaledClock::starting_at(origin, first_line_at, factor))
+                let pacer = Arc::new(ScaledClock::waiting_at(origin, first_line_at, factor));
+                (Arc::clone(&pacer) as SharedClock, Some(pacer))
             }
-            Speed::Max => Arc::new(ManualClock::following_activity(origin)),
+            Speed::Max => (Arc::new(ManualClock::following_activity(origin)), None),
         };
         Ok(ReplayPlan {
             options,
             reader,
             origin,
             clock,
+            pacer,
             first,
             ahead,
             skips,
@@ -466,6 +473,8 @@ struct Replayer {
     options: ReplayOptions,
     reorder_window: TimeDelta,
     origin: DateTime<Utc>,
+    /// The clock at [`Speed::Factor`].
+    pacer: Option<Arc<ScaledClock>>,
     reader: LineReader<File>,
     buffer: BinaryHeap<Reverse<PendingLine>>,
     /// Latest time of any line read.
@@ -493,6 +502,7 @@ impl Replayer {
             options,
             reader,
             origin,
+            pacer,
             first,
             ahead,
             skips,
@@ -506,6 +516,7 @@ impl Replayer {
             context,
             reorder_window: TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX),
             origin,
+            pacer,
             reader,
             buffer: BinaryHeap::new(),
             latest_read: first.time,
@@ -693,7 +704,10 @@ impl Replayer {
                 .map_or(line.time, |sent| sent.max(line.time)),
         );
         let at = self.mono_time(line.time);
-        if matches!(self.options.speed, Speed::Factor(_)) {
+        if let Some(pacer) = &self.pacer {
+            // The clock waited at the first line's time until now, so the time spent
+            // starting up does not pass as log time.
+            pacer.start_running();
             self.wait_until(at)?;
         }
         self.batch.push(Activity {
