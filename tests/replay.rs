@@ -329,8 +329,8 @@ fn outlier_times_are_skipped_and_real_gaps_kept() {
     assert_eq!(
         outcome.notices(Level::Warn),
         [
-            "line 1 skipped: its time 0001-01-01 00:00:00 UTC is far from the lines around \
-             it, near 2024-06-01 10:00:00 UTC",
+            "line 1 skipped: its time 0001-01-01 00:00:00 UTC is more than 1day from \
+             2024-06-01 10:00:00 UTC, the time most of the file's first lines are near",
             "line 4 skipped: its time 9999-12-31 23:59:59 UTC is more than 500 years after \
              the start of the replay, beyond the range of the engine's clock",
             "log time jumps from 2024-06-01 10:04:00 UTC to 2024-06-08 10:00:00 UTC, \
@@ -354,7 +354,10 @@ fn outlier_times_are_skipped_and_real_gaps_kept() {
 #[test]
 fn jumps_beyond_clock_range_skipped_and_counted() {
     let year_2700 = Utc.with_ymd_and_hms(2700, 6, 1, 10, 0, 0).unwrap();
-    let mut lines = vec![("10.0.0.1", at(10, 0, 0)), ("10.0.0.2", at(10, 0, 30))];
+    // Twelve lines of 2024 make the era that most of the opening lines agree on.
+    let mut lines: Vec<_> = (0..12)
+        .map(|second| ("10.0.0.1", at(10, 0, 2 * second)))
+        .collect();
     // Three lines agree on the year 2700, which the engine's clock cannot reach.
     lines.extend([("10.0.0.9", year_2700); 3]);
     // Fifteen blocks of three lines that alternate between 2030 and 2024: 15 jumps.
@@ -377,7 +380,7 @@ fn jumps_beyond_clock_range_skipped_and_counted() {
         .filter(|notice| notice.contains("beyond the range of the engine's clock"))
         .collect();
     assert_eq!(beyond.len(), 3, "{warnings:?}");
-    assert!(beyond[0].starts_with("line 3 skipped: its time 2700-06-01 10:00:00 UTC"));
+    assert!(beyond[0].starts_with("line 13 skipped: its time 2700-06-01 10:00:00 UTC"));
     let jumps = warnings
         .iter()
         .filter(|notice| notice.starts_with("log time jumps"))
@@ -393,9 +396,127 @@ fn jumps_beyond_clock_range_skipped_and_counted() {
     assert!(!outcome.created_ids().contains(&"10.0.0.9 a".to_owned()));
 }
 
+/// Writes one line per `(client, time)` pair, each with the user agent "a".
+fn temp_log_of(lines: &[(&str, DateTime<Utc>)]) -> tempfile::NamedTempFile {
+    let contents: String = lines
+        .iter()
+        .map(|(client, time)| log_line(client, *time, "a"))
+        .collect();
+    temp_log(contents.as_bytes())
+}
+
+/// One line a minute from 10:00 for `minutes` minutes, from client 10.0.0.1.
+fn minutes_from_ten(minutes: u32) -> Vec<(&'static str, DateTime<Utc>)> {
+    (0..minutes).map(|n| ("10.0.0.1", at(10, n, 0))).collect()
+}
+
+fn jump_notices(outcome: &Outcome) -> Vec<&str> {
+    outcome
+        .notices(Level::Warn)
+        .into_iter()
+        .filter(|notice| notice.starts_with("log time jumps"))
+        .collect()
+}
+
+fn summary(outcome: &Outcome) -> &str {
+    let info = outcome.notices(Level::Info);
+    assert_eq!(info.len(), 1, "{info:?}");
+    info[0]
+}
+
 /// Writes a line whose bracketed time is `stamp`, as the log has it.
 fn stamped_line(client: &str, stamp: &str) -> String {
     format!("{client} - - [{stamp}] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"\n")
+}
+
+#[test]
+fn opening_strays_lose_to_majority() {
+    let stray = Utc.with_ymd_and_hms(2031, 3, 1, 0, 0, 0).unwrap();
+    let mut lines = vec![("10.0.0.9", stray); 3];
+    lines.extend(minutes_from_ten(20));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let plan = ReplayPlan::open(options.clone()).unwrap();
+    assert_eq!(plan.origin(), at(10, 0, 0) - DEFAULT_REORDER_WINDOW);
+    drop(plan);
+
+    let outcome = replay("replay-opening-strays", options, 5 * MINUTE);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    assert_eq!(outcome.rejected, 3);
+    assert_eq!(
+        outcome.notices(Level::Warn)[0],
+        "line 1 skipped: its time 2031-03-01 00:00:00 UTC is more than 1day from \
+         2024-06-01 10:00:00 UTC, the time most of the file's first lines are near"
+    );
+    assert!(jump_notices(&outcome).is_empty());
+    assert!(
+        summary(&outcome).contains("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:19:00 UTC"),
+        "{}",
+        summary(&outcome)
+    );
+}
+
+#[test]
+fn opening_notices_keep_line_order() {
+    let stray = Utc.with_ymd_and_hms(2031, 3, 1, 0, 0, 0).unwrap();
+    let mut contents = log_line("10.0.0.9", stray, "a");
+    contents.push_str("junk\n");
+    contents.push_str(&log_line("10.0.0.9", stray, "a"));
+    for (client, time) in minutes_from_ten(12) {
+        contents.push_str(&log_line(client, time, "a"));
+    }
+    let file = temp_log(contents.as_bytes());
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-opening-order", options, 5 * MINUTE);
+    let warnings = outcome.notices(Level::Warn);
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(warnings[0].starts_with("line 1 skipped: its time 2031-03-01"));
+    assert_eq!(warnings[1], "line 2 skipped: missing [timestamp]");
+    assert!(warnings[2].starts_with("line 3 skipped: its time 2031-03-01"));
+    assert_eq!(outcome.rejected, 3);
+}
+
+#[test]
+fn two_strays_do_not_outvote_first_line() {
+    let stray = Utc.with_ymd_and_hms(2031, 3, 1, 0, 0, 0).unwrap();
+    let mut lines = vec![("10.0.0.1", at(10, 0, 0))];
+    lines.extend([("10.0.0.9", stray); 2]);
+    lines.extend(minutes_from_ten(6).into_iter().skip(1));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let plan = ReplayPlan::open(options.clone()).unwrap();
+    assert_eq!(plan.origin(), at(10, 0, 0) - DEFAULT_REORDER_WINDOW);
+    drop(plan);
+
+    let outcome = replay("replay-opening-two-strays", options, 5 * MINUTE);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    assert_eq!(outcome.rejected, 2);
+    assert_eq!(outcome.reports_sent, 6);
+    assert!(jump_notices(&outcome).is_empty());
+}
+
+#[test]
+fn real_gap_after_opening_majority_kept() {
+    let next_week = |minute| at(10, minute, 0) + chrono::TimeDelta::days(7);
+    let mut lines = minutes_from_ten(12);
+    lines.extend((0..10).map(|minute| ("10.0.0.2", next_week(minute))));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-opening-gap", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(outcome.reports_sent, 22);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.2 a"]);
+    assert_eq!(
+        jump_notices(&outcome),
+        [
+            "log time jumps from 2024-06-01 10:11:00 UTC to 2024-06-08 10:00:00 UTC, \
+          confirmed by the lines after it"
+        ]
+    );
 }
 
 #[test]

@@ -1,14 +1,14 @@
 //! Replay of a web server access log into the engine, on a thread named `replay`.
 //!
-//! [`ReplayPlan::open`] opens the file and reads ahead to the first line with a valid
-//! timestamp. That line fixes the engine clock's origin: the first line's time minus the
-//! reorder window, so that lines up to one window earlier than the first still map to
-//! engine times at or after zero. A paced clock waits at the first line's time until the
+//! [`ReplayPlan::open`] opens the file and reads up to [`OPENING_LINES`] valid lines. The
+//! first of them in the era that most of them agree on fixes the engine clock's origin:
+//! its time minus the reorder window, so that lines up to one window earlier still map to
+//! engine times at or after zero. A paced clock waits at that line's time until the
 //! replay sends its first line, so the first lines go out at once and the time the
 //! program takes to start does not pass as log time. [`ReplayPlan::spawn`] then reads the
-//! rest of the file
-//! line by line and sends each valid line's activity as [`Command::TouchBatch`]. Sessions
-//! are keyed by client address and user agent, as described in [`access_log`].
+//! rest of the file line by line and sends each valid line's activity as
+//! [`Command::TouchBatch`]. Sessions are keyed by client address and user agent, as
+//! described in [`access_log`].
 //!
 //! # Order
 //!
@@ -36,13 +36,15 @@
 //! [`MAX_TIME_JUMP`] away from the lines before it is kept back until the next lines
 //! decide. When they confirm the new time, the log has a real gap, which is reported.
 //! Otherwise the line is an outlier and is skipped like a malformed one (see the
-//! `time_jumps` module). The first line is checked against the two after it, because it
-//! fixes the clock's origin. The replay reads up to the
-//! end of the file as it is when the reader gets there and does not wait for more.
+//! `time_jumps` module). Opening lines outside the era most of them agree on are skipped
+//! too, except those after the era's last opening line, which the lines after them
+//! decide. The replay reads up to the end of the file as it is when the reader gets there
+//! and does not wait for more.
 //!
 //! [`access_log`]: super::access_log
 
 mod line_reader;
+mod opening;
 mod skips;
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
@@ -60,14 +62,17 @@ use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Utc};
 use crossbeam_channel::Sender;
 
 use self::line_reader::{LineReader, ReadLine};
+use self::opening::{Opening, StartScan};
 use self::skips::{SkipLog, SkipReason};
 use super::access_log::parse_line;
-use super::time_jumps::{CONFIRMING_LINES, Decision, JumpFilter};
+use super::time_jumps::{Decision, JumpFilter};
 use super::{RunningSource, SourceContext, SourceStats};
 use crate::count::counted;
 use crate::engine::clock::{ManualClock, MonoTime, ScaledClock, SharedClock};
 use crate::engine::event::{Activity, Command, Level, format_duration};
 use crate::engine::session::{SessionId, Source};
+
+pub use super::time_jumps::OPENING_LINES;
 
 /// Default span of log time that lines may be out of order and still be sent in order.
 pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
@@ -211,9 +216,8 @@ pub struct ReplayPlan {
     /// The clock at [`Speed::Factor`], which the replay starts when it sends its first
     /// line.
     pacer: Option<Arc<ScaledClock>>,
-    first: PendingLine,
-    /// Valid lines read after the first to check that it is not an outlier.
-    ahead: Vec<PendingLine>,
+    /// Valid lines read to decide the origin, which the replay thread takes first.
+    opening: Vec<PendingLine>,
     skips: SkipLog,
     /// Skip notices for lines read before the thread starts, sent when it starts.
     queued_notices: Vec<String>,
@@ -241,54 +245,13 @@ impl ReplayPlan {
         let mut skips = SkipLog::default();
         let mut queued_notices = Vec::new();
 
-        let mut scan = StartScan {
-            reader: &mut reader,
-            path: &options.path,
-            skips: &mut skips,
-            notices: &mut queued_notices,
-            first_rejection: None,
-            outside_years: false,
-        };
-        let Some(mut first) = scan.next_valid()? else {
-            return Err(scan.no_lines_error());
-        };
-        // The first line fixes the clock's origin, so it must not be an outlier: check it
-        // against the lines after it.
-        let mut ahead = Vec::new();
-        while ahead.len() < CONFIRMING_LINES - 1 {
-            match scan.next_valid()? {
-                Some(line) => ahead.push(line),
-                None => break,
-            }
-        }
-        let max_jump = max_time_jump();
-        let far = |a: &PendingLine, b: &PendingLine| (a.time - b.time).abs() > max_jump;
-        if ahead.len() == CONFIRMING_LINES - 1
-            && ahead.iter().all(|line| far(line, &first))
-            && !far(&ahead[0], &ahead[1])
-        {
-            let reason = SkipReason::TimeOutlier {
-                time: first.time,
-                near: ahead[0].time,
-            };
-            queued_notices.extend(skips.record(first.number, &reason));
-            first = ahead.remove(0);
-        }
-
         let window = TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX);
-        // The origin is a wall time that the log shows, so it stays within YEARS too.
-        let first_of_years = Utc
-            .with_ymd_and_hms(*YEARS.start(), 1, 1, 0, 0, 0)
-            .single()
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let origin = first
-            .time
-            .checked_sub_signed(window)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
-            .max(first_of_years);
+        let scan = StartScan::new(&mut reader, &options.path, &mut skips, &mut queued_notices);
+        let Opening { lines, origin } = scan.read_opening(window)?;
+        let first_time = lines.first().map_or(origin, |line| line.time);
         // A paced replay starts at the first line rather than at the origin, so the
         // first lines are sent at once instead of after one reorder window.
-        let first_line_at = (first.time - origin).to_std().unwrap_or_default();
+        let first_line_at = (first_time - origin).to_std().unwrap_or_default();
         let first_line_at = MonoTime::from_duration(first_line_at);
         let (clock, pacer): (SharedClock, _) = match options.speed {
             Speed::Factor(factor) => {
@@ -303,8 +266,7 @@ impl ReplayPlan {
             origin,
             clock,
             pacer,
-            first,
-            ahead,
+            opening: lines,
             skips,
             queued_notices,
         })
@@ -347,70 +309,26 @@ fn max_time_jump() -> TimeDelta {
     TimeDelta::from_std(MAX_TIME_JUMP).unwrap_or(TimeDelta::MAX)
 }
 
-/// Reading at start-up, before the replay thread runs.
-struct StartScan<'a> {
-    reader: &'a mut LineReader<File>,
-    path: &'a std::path::Path,
-    skips: &'a mut SkipLog,
-    notices: &'a mut Vec<String>,
-    /// The first skipped line's notice, for the error when no line is valid.
-    first_rejection: Option<String>,
-    /// Whether a line was skipped for a time outside [`YEARS`].
-    outside_years: bool,
+/// Returns the clock's origin for a replay whose first line is stamped `first`: one
+/// reorder window earlier, so that lines up to a window earlier than the first still map
+/// to engine times at or after zero. The origin is a wall time that the log shows, so it
+/// stays within [`YEARS`] too.
+fn clock_origin(first: DateTime<Utc>, reorder_window: TimeDelta) -> DateTime<Utc> {
+    let first_of_years = Utc
+        .with_ymd_and_hms(*YEARS.start(), 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    first
+        .checked_sub_signed(reorder_window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        .max(first_of_years)
 }
 
-impl StartScan<'_> {
-    /// Reads up to the next valid line. Returns `None` at the end of the file, or after
-    /// [`MAX_SCAN_FOR_FIRST_LINE`] bytes without a line ending, as `/dev/zero` gives.
-    fn next_valid(&mut self) -> Result<Option<PendingLine>, ReplayError> {
-        loop {
-            let number = self.reader.line_number() + 1;
-            let read = self
-                .reader
-                .next_line()
-                .map_err(|source| ReplayError::Read {
-                    path: self.path.to_owned(),
-                    line: number,
-                    source,
-                })?;
-            let reason = match read {
-                None => return Ok(None),
-                Some(ReadLine::TooLong) if self.reader.bytes_read() > MAX_SCAN_FOR_FIRST_LINE => {
-                    return Ok(None);
-                }
-                Some(ReadLine::TooLong) => SkipReason::TooLong,
-                Some(ReadLine::Complete) => match parse_pending(self.reader.line(), number) {
-                    Ok(line) => return Ok(Some(line)),
-                    Err(reason) => reason,
-                },
-            };
-            self.outside_years |= matches!(reason, SkipReason::OutsideYears);
-            self.first_rejection
-                .get_or_insert_with(|| format!("Line {number} skipped: {reason}"));
-            self.notices.extend(self.skips.record(number, &reason));
-        }
-    }
-
-    /// Returns the error for a file without a valid line, after reading all of it.
-    fn no_lines_error(&mut self) -> ReplayError {
-        let lines = counted(self.reader.line_number(), "line");
-        let detail = match (self.first_rejection.take(), self.outside_years) {
-            (None, _) => "the file is empty".to_owned(),
-            (Some(first), false) => {
-                format!("{lines} read, none in Common or Combined Log Format. {first}")
-            }
-            (Some(first), true) => format!(
-                "{lines} read, none in Common or Combined Log Format with a time in the \
-                 years {} to {}. {first}",
-                YEARS.start(),
-                YEARS.end()
-            ),
-        };
-        ReplayError::NoLines {
-            path: self.path.to_owned(),
-            detail,
-        }
-    }
+/// Returns the latest log time that a replay from `origin` accepts.
+fn clock_limit(origin: DateTime<Utc>) -> DateTime<Utc> {
+    origin
+        .checked_add_signed(TimeDelta::days(MAX_CLOCK_SPAN_DAYS))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Parses line number `number` and checks that its time is in [`YEARS`].
@@ -461,9 +379,6 @@ impl Ord for PendingLine {
     }
 }
 
-/// Bytes read at start-up while looking for the first valid line, before giving up.
-const MAX_SCAN_FOR_FIRST_LINE: u64 = 256 * 1024 * 1024;
-
 /// The replay was asked to stop, or the engine is gone.
 struct Stopped;
 
@@ -473,6 +388,8 @@ struct Replayer {
     options: ReplayOptions,
     reorder_window: TimeDelta,
     origin: DateTime<Utc>,
+    /// Latest log time the replay accepts; see [`MAX_CLOCK_SPAN_DAYS`].
+    clock_limit: DateTime<Utc>,
     /// The clock at [`Speed::Factor`].
     pacer: Option<Arc<ScaledClock>>,
     reader: LineReader<File>,
@@ -503,12 +420,12 @@ impl Replayer {
             reader,
             origin,
             pacer,
-            first,
-            ahead,
+            opening,
             skips,
             queued_notices,
             ..
         } = plan;
+        let first_time = opening.first().map_or(origin, |line| line.time);
         let path = options.path.display().to_string();
         log::info!("replay of {path} started at {}", options.speed);
 
@@ -516,11 +433,12 @@ impl Replayer {
             context,
             reorder_window: TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX),
             origin,
+            clock_limit: clock_limit(origin),
             pacer,
             reader,
             buffer: BinaryHeap::new(),
-            latest_read: first.time,
-            earliest_read: first.time,
+            latest_read: first_time,
+            earliest_read: first_time,
             sent_until: None,
             late_lines: 0,
             batch: Vec::with_capacity(MAX_BATCH_LEN),
@@ -531,18 +449,13 @@ impl Replayer {
             time_jumps: 0,
             options,
         };
-        match replayer.replay(first, ahead, queued_notices) {
+        match replayer.replay(opening, queued_notices) {
             Ok(()) => log::info!("replay of {path} finished"),
             Err(Stopped) => log::info!("replay of {path} stopped before the end"),
         }
     }
 
-    fn replay(
-        &mut self,
-        first: PendingLine,
-        ahead: Vec<PendingLine>,
-        notices: Vec<String>,
-    ) -> Result<(), Stopped> {
+    fn replay(&mut self, opening: Vec<PendingLine>, notices: Vec<String>) -> Result<(), Stopped> {
         let stats = Arc::clone(&self.context.stats);
         SourceStats::add(&stats.lines_read, self.reader.line_number());
         SourceStats::add(&stats.rejected, self.skips.total);
@@ -550,7 +463,7 @@ impl Replayer {
             self.notice(Level::Warn, message)?;
         }
 
-        for line in std::iter::once(first).chain(ahead) {
+        for line in opening {
             self.filter(line)?;
         }
         self.read_to_end()?;
@@ -612,11 +525,7 @@ impl Replayer {
     /// TODO: three far lines at the very start fix the origin, so they win over the
     /// real lines after them.
     fn filter(&mut self, line: PendingLine) -> Result<(), Stopped> {
-        let limit = self
-            .origin
-            .checked_add_signed(TimeDelta::days(MAX_CLOCK_SPAN_DAYS))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        if line.time > limit {
+        if line.time > self.clock_limit {
             return self.skip(line.number, &SkipReason::BeyondClock(line.time));
         }
         let mut decided = std::mem::take(&mut self.decided);

@@ -1,5 +1,6 @@
 //! Detection of log lines whose time is far from the lines around them, for replay.
-//! Owned by the replay thread, which passes each valid line through it in file order.
+//! [`OpeningEra`] runs once when a replay opens its file. The replay thread then owns a
+//! [`JumpFilter`] and passes each valid line through it in file order.
 //!
 //! A log can contain a line stamped years away from its neighbours: a broken clock, a
 //! corrupted field, or a line from another file pasted in. Replayed as it is, one such
@@ -12,6 +13,10 @@
 //! the log really moved there: they are accepted and the jump is reported. When that
 //! many lines near the accepted time arrive first, or the file ends, the suspects are
 //! outliers.
+//!
+//! The filter accepts the first line it is given. [`OpeningEra`] chooses that line from
+//! the file's first lines by majority, so a few stray lines at the start cannot fix the
+//! clock.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -21,6 +26,9 @@ pub const CONFIRMING_LINES: usize = 3;
 
 /// Maximum number of suspects kept back. Older ones beyond it are outliers.
 const MAX_SUSPECTS: usize = 64;
+
+/// Valid lines at the start of a file that decide the era the replay starts in.
+pub const OPENING_LINES: usize = 15;
 
 /// A decision of the filter about one or more lines.
 #[derive(Debug, PartialEq)]
@@ -123,6 +131,51 @@ impl<T> JumpFilter<T> {
     }
 }
 
+/// The era that most of a file's opening lines agree on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpeningEra {
+    /// Time of the opening line with the most opening lines within the maximum jump of
+    /// it. Of lines with equal counts, the earliest in the file.
+    pub anchor: DateTime<Utc>,
+    /// Index of the first opening line within the maximum jump of the anchor.
+    pub first: usize,
+    /// Index of the last opening line within the maximum jump of the anchor.
+    last: usize,
+    max_jump: TimeDelta,
+}
+
+impl OpeningEra {
+    /// Finds the era of the opening lines, given their times in file order. Returns
+    /// `None` when there are none.
+    pub fn find(times: &[DateTime<Utc>], max_jump: TimeDelta) -> Option<OpeningEra> {
+        let near = |a: DateTime<Utc>, b: DateTime<Utc>| (a - b).abs() <= max_jump;
+        let mut anchor: Option<(DateTime<Utc>, usize)> = None;
+        for &candidate in times {
+            let neighbours = times.iter().filter(|&&time| near(time, candidate)).count();
+            if anchor.is_none_or(|(_, most)| neighbours > most) {
+                anchor = Some((candidate, neighbours));
+            }
+        }
+        let (anchor, _) = anchor?;
+        let first = times.iter().position(|&time| near(time, anchor))?;
+        let last = times.iter().rposition(|&time| near(time, anchor))?;
+        Some(OpeningEra {
+            anchor,
+            first,
+            last,
+            max_jump,
+        })
+    }
+
+    /// Returns whether the opening line at `index`, stamped `time`, is an outlier: it
+    /// lies outside the era, and a later opening line of the era contradicts it. Lines
+    /// after the era's last opening line are not outliers here, because the lines after
+    /// them may still confirm a jump.
+    pub fn is_outlier(&self, index: usize, time: DateTime<Utc>) -> bool {
+        index < self.last && (time - self.anchor).abs() > self.max_jump
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +258,52 @@ mod tests {
         }
         filter.finish(&mut |_| outliers += 1);
         assert_eq!(outliers, 200);
+    }
+
+    /// Returns the opening era of `times` as the anchor's day and the outliers' indexes.
+    fn opening(times: &[DateTime<Utc>]) -> (i64, Vec<usize>) {
+        let era = OpeningEra::find(times, TimeDelta::days(1)).unwrap();
+        let outliers = times
+            .iter()
+            .enumerate()
+            .filter(|&(index, &time)| era.is_outlier(index, time))
+            .map(|(index, _)| index)
+            .collect();
+        ((era.anchor - day(0)).num_days(), outliers)
+    }
+
+    #[test]
+    fn opening_majority_wins() {
+        let mut times = vec![day(900); 3];
+        times.extend([day(0); 5]);
+        assert_eq!(opening(&times), (0, vec![0, 1, 2]));
+        let era = OpeningEra::find(&times, TimeDelta::days(1)).unwrap();
+        assert_eq!(era.first, 3);
+    }
+
+    #[test]
+    fn opening_minority_between_majority_lines() {
+        let times = [day(0), day(900), day(900), day(0), day(0)];
+        assert_eq!(opening(&times), (0, vec![1, 2]));
+    }
+
+    #[test]
+    fn opening_lines_after_the_era_are_left_to_the_filter() {
+        let times = [day(0), day(0), day(0), day(7), day(7)];
+        assert_eq!(opening(&times), (0, vec![]));
+    }
+
+    #[test]
+    fn opening_tie_goes_to_the_first_line() {
+        assert_eq!(opening(&[day(0), day(900)]), (0, vec![]));
+        assert_eq!(
+            opening(&[day(900), day(0), day(0), day(900)]),
+            (900, vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn opening_of_no_lines() {
+        assert_eq!(OpeningEra::find(&[], TimeDelta::days(1)), None);
     }
 }

@@ -4,8 +4,9 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::{DETAILED_SKIP_NOTICES, MAX_LINE_LEN, SKIP_SUMMARY_INTERVAL, YEARS};
+use super::{DETAILED_SKIP_NOTICES, MAX_LINE_LEN, MAX_TIME_JUMP, SKIP_SUMMARY_INTERVAL, YEARS};
 use crate::count::counted;
+use crate::engine::event::format_duration;
 use crate::sources::access_log;
 
 /// Reason a line was skipped.
@@ -15,6 +16,12 @@ pub(super) enum SkipReason {
     Invalid(access_log::ParseError),
     /// The line's time in UTC is outside [`YEARS`].
     OutsideYears,
+    /// An opening line's time is more than [`MAX_TIME_JUMP`] from `era`, the time most of
+    /// the file's opening lines are near.
+    OpeningOutlier {
+        time: DateTime<Utc>,
+        era: DateTime<Utc>,
+    },
     /// The line's time is far from the lines around it, which are near `near`.
     TimeOutlier {
         time: DateTime<Utc>,
@@ -36,6 +43,14 @@ impl fmt::Display for SkipReason {
                 "its time in UTC is outside the years {} to {}",
                 YEARS.start(),
                 YEARS.end()
+            ),
+            SkipReason::OpeningOutlier { time, era } => write!(
+                f,
+                "its time {} is more than {} from {}, the time most of the file's first \
+                 lines are near",
+                time.format("%Y-%m-%d %H:%M:%S UTC"),
+                format_duration(MAX_TIME_JUMP),
+                era.format("%Y-%m-%d %H:%M:%S UTC")
             ),
             SkipReason::TimeOutlier { time, near } => write!(
                 f,
