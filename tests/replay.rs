@@ -394,6 +394,9 @@ fn jumps_beyond_clock_range_skipped_and_counted() {
     let summary = outcome.notices(Level::Info)[0];
     assert!(summary.contains(", 15 time jumps, log time"), "{summary}");
     assert!(!outcome.created_ids().contains(&"10.0.0.9 a".to_owned()));
+    // Each block of 2024 jumps back behind the clock, which has reached 2030, so its
+    // lines are skipped: seven blocks of three lines.
+    assert_eq!(outcome.rejected, 3 + 7 * 3);
 }
 
 /// Writes one line per `(client, time)` pair, each with the user agent "a".
@@ -422,6 +425,130 @@ fn summary(outcome: &Outcome) -> &str {
     let info = outcome.notices(Level::Info);
     assert_eq!(info.len(), 1, "{info:?}");
     info[0]
+}
+
+#[test]
+fn alternating_eras_confirm_no_jump() {
+    let later = |minute| at(10, minute, 0) + chrono::TimeDelta::days(6 * 365);
+    let mut lines = Vec::new();
+    for minute in 0..20 {
+        lines.push(("10.0.0.1", at(10, minute, 0)));
+        lines.push(("10.0.0.2", later(minute)));
+    }
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-alternating", options, 5 * MINUTE);
+    assert!(
+        jump_notices(&outcome).is_empty(),
+        "{:?}",
+        jump_notices(&outcome)
+    );
+    assert_eq!(outcome.rejected, 20);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    let summary = summary(&outcome);
+    assert!(summary.contains(", 0 time jumps, "), "{summary}");
+    assert!(
+        summary.ends_with("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:19:00 UTC (19m)"),
+        "{summary}"
+    );
+    // Nothing ran on the other era's clock, so no session was created stale.
+    for record in &outcome.records {
+        assert!(record.wall < at(10, 20, 0), "{record:?}");
+    }
+}
+
+#[test]
+fn backward_jump_lines_are_skipped() {
+    let day = |days, minute| at(10, minute, 0) + chrono::TimeDelta::days(days);
+    let mut lines = minutes_from_ten(15);
+    // A week later, then six days back, then the week again.
+    lines.extend((0..4).map(|minute| ("10.0.0.2", day(7, minute))));
+    lines.extend((0..4).map(|minute| ("10.0.0.3", day(1, minute))));
+    lines.extend((4..7).map(|minute| ("10.0.0.2", day(7, minute))));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-backward-jump", options, 5 * MINUTE);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.2 a"]);
+    assert_eq!(outcome.rejected, 4);
+    let jumps = jump_notices(&outcome);
+    assert_eq!(jumps.len(), 3, "{jumps:?}");
+    assert_eq!(
+        jumps[1],
+        "log time jumps back from 2024-06-08 10:03:00 UTC to 2024-06-02 10:00:00 UTC, \
+         confirmed by the lines after it. The engine's clock cannot go back, so lines more \
+         than 1day before the latest accepted line are skipped"
+    );
+    assert!(
+        outcome.notices(Level::Warn).contains(
+            &"line 20 skipped: its time 2024-06-02 10:00:00 UTC is more than 1day before \
+              the latest accepted line, at 2024-06-08 10:03:00 UTC, and the engine's clock \
+              cannot go back"
+        ),
+        "{:?}",
+        outcome.notices(Level::Warn)
+    );
+}
+
+#[test]
+fn trailing_gap_lines_are_applied() {
+    let next_week = |minute| at(10, minute, 0) + chrono::TimeDelta::days(7);
+    for trailing in 1..=2 {
+        let mut lines = minutes_from_ten(20);
+        lines.extend((0..trailing).map(|minute| ("10.0.0.2", next_week(minute))));
+        let file = temp_log_of(&lines);
+
+        let options = ReplayOptions::new(file.path(), Speed::Max);
+        let outcome = replay("replay-trailing-gap", options, 5 * MINUTE);
+        assert_eq!(outcome.rejected, 0, "{trailing} trailing");
+        assert_eq!(outcome.reports_sent, 20 + trailing as u64);
+        assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.2 a"]);
+        let expected = format!(
+            "log time jumps from 2024-06-01 10:19:00 UTC to 2024-06-08 10:00:00 UTC at the \
+             end of the file, shown by {} that no later line can confirm or contradict",
+            if trailing == 1 { "1 line" } else { "2 lines" }
+        );
+        assert_eq!(jump_notices(&outcome), [expected.as_str()]);
+    }
+}
+
+#[test]
+fn trailing_lines_that_disagree() {
+    let mut lines = minutes_from_ten(20);
+    lines.push(("10.0.0.2", at(10, 0, 0) + chrono::TimeDelta::days(7)));
+    lines.push(("10.0.0.3", at(10, 0, 0) + chrono::TimeDelta::days(30)));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-trailing-disagree", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 1);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.3 a"]);
+    assert_eq!(
+        outcome.notices(Level::Warn)[0],
+        "line 21 skipped: its time 2024-06-08 10:00:00 UTC is more than 1day from the \
+         previous accepted line, at 2024-06-01 10:19:00 UTC, and the lines after it do not \
+         confirm a jump"
+    );
+}
+
+#[test]
+fn outlier_notice_names_previous_line() {
+    let mut lines = minutes_from_ten(16);
+    lines.push(("10.0.0.9", at(10, 0, 0) + chrono::TimeDelta::days(400)));
+    lines.extend((16..20).map(|minute| ("10.0.0.1", at(10, minute, 0))));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-outlier-notice", options, 5 * MINUTE);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        [
+            "line 17 skipped: its time 2025-07-06 10:00:00 UTC is more than 1day from the \
+          previous accepted line, at 2024-06-01 10:15:00 UTC, and the lines after it do not \
+          confirm a jump"
+        ]
+    );
 }
 
 /// Writes a line whose bracketed time is `stamp`, as the log has it.

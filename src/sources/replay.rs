@@ -34,12 +34,16 @@
 //! replay with an error notice. The last line is read as it is, so a file cut off
 //! mid-line or still being written loses at most that line. A line stamped more than
 //! [`MAX_TIME_JUMP`] away from the lines before it is kept back until the next lines
-//! decide. When they confirm the new time, the log has a real gap, which is reported.
-//! Otherwise the line is an outlier and is skipped like a malformed one (see the
-//! `time_jumps` module). Opening lines outside the era most of them agree on are skipped
-//! too, except those after the era's last opening line, which the lines after them
-//! decide. The replay reads up to the end of the file as it is when the reader gets there
-//! and does not wait for more.
+//! decide. When three of them in a row agree on the new time, the log has a real gap,
+//! which is reported. A line back near the accepted time makes the kept lines outliers,
+//! which are skipped like malformed ones (see the `time_jumps` module). At the end of the
+//! file the kept lines that agree are a jump, unless lines of their time were outliers
+//! before. The engine's clock never goes back, so after a jump back, lines more than
+//! [`MAX_TIME_JUMP`] before the latest accepted line are skipped: their sessions would
+//! start more than a day idle. Opening lines outside the era most of them agree on are
+//! skipped too, except those after the era's last opening line, which the lines after
+//! them decide. The replay reads up to the end of the file as it is when the reader gets
+//! there and does not wait for more.
 //!
 //! [`access_log`]: super::access_log
 
@@ -65,7 +69,7 @@ use self::line_reader::{LineReader, ReadLine};
 use self::opening::{Opening, StartScan};
 use self::skips::{SkipLog, SkipReason};
 use super::access_log::parse_line;
-use super::time_jumps::{Decision, JumpFilter};
+use super::time_jumps::{Decision, Evidence, JumpFilter};
 use super::{RunningSource, SourceContext, SourceStats};
 use crate::count::counted;
 use crate::engine::clock::{ManualClock, MonoTime, ScaledClock, SharedClock};
@@ -387,6 +391,8 @@ struct Replayer {
     context: SourceContext,
     options: ReplayOptions,
     reorder_window: TimeDelta,
+    /// [`MAX_TIME_JUMP`] as a `TimeDelta`.
+    max_jump: TimeDelta,
     origin: DateTime<Utc>,
     /// Latest log time the replay accepts; see [`MAX_CLOCK_SPAN_DAYS`].
     clock_limit: DateTime<Utc>,
@@ -432,6 +438,7 @@ impl Replayer {
         let mut replayer = Replayer {
             context,
             reorder_window: TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX),
+            max_jump: max_time_jump(),
             origin,
             clock_limit: clock_limit(origin),
             pacer,
@@ -541,36 +548,14 @@ impl Replayer {
         for decision in decided.drain(..) {
             result = match decision {
                 Decision::Accept(line) => self.accept(line),
-                Decision::Outlier(line, near) => {
+                Decision::Outlier(line, previous) => {
                     let reason = SkipReason::TimeOutlier {
                         time: line.time,
-                        near,
+                        previous,
                     };
                     self.skip(line.number, &reason)
                 }
-                Decision::Jump { from, to } => {
-                    self.time_jumps += 1;
-                    match self.time_jumps {
-                        count if count < DETAILED_JUMP_NOTICES => self.notice(
-                            Level::Warn,
-                            format!(
-                                "log time jumps from {} to {}, confirmed by the lines after it",
-                                from.format("%Y-%m-%d %H:%M:%S UTC"),
-                                to.format("%Y-%m-%d %H:%M:%S UTC")
-                            ),
-                        ),
-                        DETAILED_JUMP_NOTICES => self.notice(
-                            Level::Warn,
-                            format!(
-                                "log time jumps from {} to {}; further jumps are counted in \
-                                 the closing summary",
-                                from.format("%Y-%m-%d %H:%M:%S UTC"),
-                                to.format("%Y-%m-%d %H:%M:%S UTC")
-                            ),
-                        ),
-                        _ => Ok(()),
-                    }
-                }
+                Decision::Jump { from, to, evidence } => self.report_jump(from, to, evidence),
             };
             if result.is_err() {
                 break;
@@ -581,10 +566,58 @@ impl Replayer {
         result
     }
 
+    /// Counts a jump of the log's time and reports the first [`DETAILED_JUMP_NOTICES`].
+    fn report_jump(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        evidence: Evidence,
+    ) -> Result<(), Stopped> {
+        self.time_jumps += 1;
+        if self.time_jumps > DETAILED_JUMP_NOTICES {
+            return Ok(());
+        }
+        let back = to < from;
+        let mut message = format!(
+            "log time jumps {}from {} to {}",
+            if back { "back " } else { "" },
+            from.format("%Y-%m-%d %H:%M:%S UTC"),
+            to.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        match evidence {
+            Evidence::Confirmed => message.push_str(", confirmed by the lines after it"),
+            Evidence::EndOfInput { lines } => message.push_str(&format!(
+                " at the end of the file, shown by {} that no later line can confirm or \
+                 contradict",
+                counted(lines as u64, "line")
+            )),
+        }
+        if back {
+            message.push_str(&format!(
+                ". The engine's clock cannot go back, so lines more than {} before the latest \
+                 accepted line are skipped",
+                format_duration(MAX_TIME_JUMP)
+            ));
+        }
+        if self.time_jumps == DETAILED_JUMP_NOTICES {
+            message.push_str("; further jumps are counted in the closing summary");
+        }
+        self.notice(Level::Warn, message)
+    }
+
     /// Puts a valid line in the reorder buffer and sends the lines that are due. Lines
     /// come through the jump filter, so a single line stamped far from its neighbours
     /// never gets here and cannot move the clock or stop the reordering.
     fn accept(&mut self, line: PendingLine) -> Result<(), Stopped> {
+        // The engine's clock cannot go back, so a line this far behind, as after a jump
+        // back, would start its session more than a day idle.
+        if line.time < self.latest_read && self.latest_read - line.time > self.max_jump {
+            let reason = SkipReason::BehindClock {
+                time: line.time,
+                latest: self.latest_read,
+            };
+            return self.skip(line.number, &reason);
+        }
         if self.sent_until.is_some_and(|sent| line.time < sent) {
             self.late_lines += 1;
         }

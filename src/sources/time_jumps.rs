@@ -9,10 +9,13 @@
 //!
 //! [`JumpFilter`] separates the two by the lines that follow. A line more than the maximum
 //! jump away from the last accepted line is kept back as a suspect. When
-//! [`CONFIRMING_LINES`] suspects in a row lie within the maximum jump of one another,
-//! the log really moved there: they are accepted and the jump is reported. When that
-//! many lines near the accepted time arrive first, or the file ends, the suspects are
-//! outliers.
+//! [`CONFIRMING_LINES`] suspects in a row lie within the maximum jump of one another, the
+//! log really moved there: they are accepted and the jump is reported. A line near the
+//! accepted time contradicts the suspects before it, so they are outliers. Lines of two
+//! eras that alternate therefore never confirm a jump, and the era in effect keeps
+//! winning. At the end of the input nothing can contradict the last suspects any more,
+//! so the trailing ones that agree with one another are accepted as a jump, unless lines
+//! of their era were contradicted before.
 //!
 //! The filter accepts the first line it is given. [`OpeningEra`] chooses that line from
 //! the file's first lines by majority, so a few stray lines at the start cannot fix the
@@ -20,8 +23,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-/// Lines near one another that confirm a jump, or lines near the accepted time that
-/// reject the suspects.
+/// Suspects in a row, with no accepted line between them, that confirm a jump.
 pub const CONFIRMING_LINES: usize = 3;
 
 /// Maximum number of suspects kept back. Older ones beyond it are outliers.
@@ -35,16 +37,31 @@ pub const OPENING_LINES: usize = 15;
 pub enum Decision<T> {
     /// A line to replay.
     Accept(T),
-    /// A line far from the lines around it, to skip. Carries the accepted time at the
-    /// moment it was found to be an outlier.
+    /// A line more than the maximum jump from the line accepted before it, which the
+    /// lines after it do not confirm. Carries the time of that accepted line.
     Outlier(T, DateTime<Utc>),
-    /// The log's time moved from `from` to `to`, confirmed by the lines after it. The
-    /// lines of the new time follow as [`Decision::Accept`].
+    /// The log's time moved from `from` to `to`. The lines of the new time follow as
+    /// [`Decision::Accept`].
     Jump {
         /// Time of the last line accepted before the jump.
         from: DateTime<Utc>,
-        /// Time of the first confirming line.
+        /// Time of the first line accepted after the jump.
         to: DateTime<Utc>,
+        /// What shows that the log moved.
+        evidence: Evidence,
+    },
+}
+
+/// What shows that the log's time really jumped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// [`CONFIRMING_LINES`] lines in a row agree on the new time.
+    Confirmed,
+    /// The input ended with `lines` lines that agree on the new time, too few to
+    /// confirm it, and no later line contradicts them.
+    EndOfInput {
+        /// Lines accepted at the new time.
+        lines: usize,
     },
 }
 
@@ -54,9 +71,11 @@ pub struct JumpFilter<T> {
     max_jump: TimeDelta,
     /// Time of the last accepted line.
     accepted: Option<DateTime<Utc>>,
+    /// Lines far from `accepted`, in file order. No accepted line came after any of them.
     suspects: Vec<(DateTime<Utc>, T)>,
-    /// Lines accepted since the last suspect.
-    accepted_since_suspect: usize,
+    /// Time of the last suspect that a line near the accepted time contradicted, since the
+    /// last jump.
+    contradicted: Option<DateTime<Utc>>,
 }
 
 impl<T> JumpFilter<T> {
@@ -67,7 +86,7 @@ impl<T> JumpFilter<T> {
             max_jump,
             accepted: None,
             suspects: Vec::new(),
-            accepted_since_suspect: 0,
+            contradicted: None,
         }
     }
 
@@ -83,48 +102,86 @@ impl<T> JumpFilter<T> {
             return;
         };
         if self.near(time, accepted) {
+            if let Some(&(last, _)) = self.suspects.last() {
+                self.contradicted = Some(last);
+                self.reject_suspects(self.suspects.len(), out);
+            }
             self.accepted = Some(time);
             out(Decision::Accept(line));
-            if !self.suspects.is_empty() {
-                self.accepted_since_suspect += 1;
-                if self.accepted_since_suspect >= CONFIRMING_LINES {
-                    self.reject_suspects(self.suspects.len(), out);
-                }
-            }
             return;
         }
 
         self.suspects.push((time, line));
-        self.accepted_since_suspect = 0;
         let count = self.suspects.len();
-        if count >= CONFIRMING_LINES {
-            let run = &self.suspects[count - CONFIRMING_LINES..];
-            let anchor = run[0].0;
-            if run.iter().all(|&(time, _)| self.near(time, anchor)) {
-                self.reject_suspects(count - CONFIRMING_LINES, out);
-                out(Decision::Jump {
-                    from: accepted,
-                    to: anchor,
-                });
-                for (time, line) in self.suspects.drain(..) {
-                    self.accepted = Some(time);
-                    out(Decision::Accept(line));
-                }
-                return;
-            }
+        if count >= CONFIRMING_LINES && self.agree_from(count - CONFIRMING_LINES) {
+            self.jump(count - CONFIRMING_LINES, Evidence::Confirmed, out);
+            return;
         }
         if count > MAX_SUSPECTS {
             self.reject_suspects(count - MAX_SUSPECTS, out);
         }
     }
 
-    /// Ends the input: suspects that no later line confirmed are outliers.
+    /// Ends the input. The longest run of last suspects that agree with the first of
+    /// them is accepted as a jump, because no line after them contradicts it. The other
+    /// suspects are outliers unless they agree with that run too. When a suspect near the
+    /// run was contradicted before, the two eras alternate, and the run is outliers too.
     pub fn finish(&mut self, out: &mut impl FnMut(Decision<T>)) {
-        self.reject_suspects(self.suspects.len(), out);
+        let Some(start) = (0..self.suspects.len()).find(|&start| self.agree_from(start)) else {
+            return;
+        };
+        let anchor = self.suspects[start].0;
+        if self
+            .contradicted
+            .is_some_and(|contradicted| self.near(contradicted, anchor))
+        {
+            self.reject_suspects(self.suspects.len(), out);
+            return;
+        }
+        let lines = self
+            .suspects
+            .iter()
+            .filter(|&&(time, _)| self.near(time, anchor))
+            .count();
+        self.jump(start, Evidence::EndOfInput { lines }, out);
+    }
+
+    /// Returns whether every suspect from `start` on lies within the maximum jump of the
+    /// suspect at `start`.
+    fn agree_from(&self, start: usize) -> bool {
+        let anchor = self.suspects[start].0;
+        self.suspects[start..]
+            .iter()
+            .all(|&(time, _)| self.near(time, anchor))
+    }
+
+    /// Moves the accepted time to the run of suspects that starts at `run_start`. Earlier
+    /// suspects near that run are accepted with it; the others are outliers.
+    fn jump(&mut self, run_start: usize, evidence: Evidence, out: &mut impl FnMut(Decision<T>)) {
+        let Some(from) = self.accepted else {
+            return;
+        };
+        let anchor = self.suspects[run_start].0;
+        let max_jump = self.max_jump;
+        let mut suspects = std::mem::take(&mut self.suspects);
+        for (_, line) in suspects.extract_if(.., |(time, _)| (*time - anchor).abs() > max_jump) {
+            out(Decision::Outlier(line, from));
+        }
+        if let Some(&(to, _)) = suspects.first() {
+            out(Decision::Jump { from, to, evidence });
+        }
+        self.contradicted = None;
+        for (time, line) in suspects.drain(..) {
+            self.accepted = Some(time);
+            out(Decision::Accept(line));
+        }
+        self.suspects = suspects;
     }
 
     fn reject_suspects(&mut self, count: usize, out: &mut impl FnMut(Decision<T>)) {
-        let accepted = self.accepted.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let Some(accepted) = self.accepted else {
+            return;
+        };
         for (_, line) in self.suspects.drain(..count) {
             out(Decision::Outlier(line, accepted));
         }
@@ -186,7 +243,8 @@ mod tests {
     }
 
     /// Runs the lines through a filter with a maximum jump of one day and returns the
-    /// decisions as text: `+N` accepted, `xN` outlier, `jump` a confirmed jump.
+    /// decisions as text: `+N` accepted, `xN` outlier, `jump` a confirmed jump and `end`
+    /// a jump at the end of the input.
     fn decide(times: &[DateTime<Utc>]) -> Vec<String> {
         let mut filter = JumpFilter::new(TimeDelta::days(1));
         let mut decisions = Vec::new();
@@ -194,7 +252,14 @@ mod tests {
             decisions.push(match decision {
                 Decision::Accept(n) => format!("+{n}"),
                 Decision::Outlier(n, _) => format!("x{n}"),
-                Decision::Jump { .. } => "jump".into(),
+                Decision::Jump {
+                    evidence: Evidence::Confirmed,
+                    ..
+                } => "jump".into(),
+                Decision::Jump {
+                    evidence: Evidence::EndOfInput { lines },
+                    ..
+                } => format!("end of {lines}"),
             });
         };
         for (n, &time) in times.iter().enumerate() {
@@ -215,13 +280,39 @@ mod tests {
         let early = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
         assert_eq!(
             decide(&[day(0), far, day(0), day(0), early, day(0), day(0), day(0)]),
-            ["+0", "+2", "+3", "+5", "+6", "+7", "x1", "x4"]
+            ["+0", "x1", "+2", "+3", "x4", "+5", "+6", "+7"]
         );
     }
 
     #[test]
-    fn far_line_at_the_end_is_an_outlier() {
-        assert_eq!(decide(&[day(0), day(0), day(30)]), ["+0", "+1", "x2"]);
+    fn far_lines_at_the_end_are_a_jump() {
+        assert_eq!(
+            decide(&[day(0), day(0), day(30)]),
+            ["+0", "+1", "end of 1", "+2"]
+        );
+        assert_eq!(
+            decide(&[day(0), day(30), day(30)]),
+            ["+0", "end of 2", "+1", "+2"]
+        );
+    }
+
+    #[test]
+    fn disagreeing_lines_at_the_end() {
+        // The line of day 30 disagrees with the line after it, so only the last is a jump.
+        assert_eq!(
+            decide(&[day(0), day(30), day(60)]),
+            ["+0", "x1", "end of 1", "+2"]
+        );
+        // A stray between two lines that agree does not split them.
+        assert_eq!(
+            decide(&[day(0), day(30), day(90), day(30)]),
+            ["+0", "x2", "end of 2", "+1", "+3"]
+        );
+    }
+
+    #[test]
+    fn contradicted_line_at_the_end_is_an_outlier() {
+        assert_eq!(decide(&[day(0), day(30), day(0)]), ["+0", "x1", "+2"]);
     }
 
     #[test]
@@ -241,23 +332,51 @@ mod tests {
     }
 
     #[test]
-    fn suspects_are_bounded() {
-        let mut times = vec![day(0)];
-        // Far lines, each far from the others, with one close line between them.
-        for n in 0..200 {
-            times.push(day(10 * (n + 2)));
+    fn alternating_eras_never_jump() {
+        let mut times = Vec::new();
+        for _ in 0..10 {
             times.push(day(0));
+            times.push(day(2000));
         }
+        let decisions = decide(&times);
+        let accepted = decisions.iter().filter(|d| d.starts_with('+')).count();
+        let outliers = decisions.iter().filter(|d| d.starts_with('x')).count();
+        assert_eq!(accepted, 10, "{decisions:?}");
+        // The last line of the other era ends the input, but lines of its era were
+        // contradicted before.
+        assert_eq!(outliers, 10, "{decisions:?}");
+        assert_eq!(decisions.last().unwrap(), "x19");
+    }
+
+    #[test]
+    fn interleaved_line_breaks_a_run() {
+        // Two lines of day 10, a line of day 0 between them, then one more of day 10.
+        assert_eq!(
+            decide(&[day(0), day(10), day(0), day(10), day(10), day(0)]),
+            ["+0", "x1", "+2", "x3", "x4", "+5"]
+        );
+    }
+
+    #[test]
+    fn suspects_are_bounded() {
+        // Far lines, each far from the line before it, with no close line between them.
+        let mut times = vec![day(0)];
+        times.extend((0..200).map(|n| day(10 * (n + 2))));
         let mut filter = JumpFilter::new(TimeDelta::days(1));
         let mut outliers = 0;
+        let mut jumps = 0;
+        let mut count = |decision: Decision<usize>| match decision {
+            Decision::Outlier(..) => outliers += 1,
+            Decision::Jump { .. } => jumps += 1,
+            Decision::Accept(_) => {}
+        };
         for (n, &time) in times.iter().enumerate() {
-            filter.push(time, n, &mut |decision| {
-                outliers += usize::from(matches!(decision, Decision::Outlier(..)));
-            });
+            filter.push(time, n, &mut count);
             assert!(filter.suspects.len() <= MAX_SUSPECTS);
         }
-        filter.finish(&mut |_| outliers += 1);
-        assert_eq!(outliers, 200);
+        filter.finish(&mut count);
+        assert_eq!(outliers, 199);
+        assert_eq!(jumps, 1);
     }
 
     /// Returns the opening era of `times` as the anchor's day and the outliers' indexes.

@@ -22,10 +22,17 @@ pub(super) enum SkipReason {
         time: DateTime<Utc>,
         era: DateTime<Utc>,
     },
-    /// The line's time is far from the lines around it, which are near `near`.
+    /// The line's time is more than [`MAX_TIME_JUMP`] from the line accepted before it,
+    /// at `previous`, and the lines after it do not confirm a jump.
     TimeOutlier {
         time: DateTime<Utc>,
-        near: DateTime<Utc>,
+        previous: DateTime<Utc>,
+    },
+    /// The line's time is more than [`MAX_TIME_JUMP`] before the latest accepted line, at
+    /// `latest`.
+    BehindClock {
+        time: DateTime<Utc>,
+        latest: DateTime<Utc>,
     },
     /// The line's time is more than [`MAX_CLOCK_SPAN_DAYS`](super::MAX_CLOCK_SPAN_DAYS)
     /// after the clock's origin.
@@ -52,11 +59,21 @@ impl fmt::Display for SkipReason {
                 format_duration(MAX_TIME_JUMP),
                 era.format("%Y-%m-%d %H:%M:%S UTC")
             ),
-            SkipReason::TimeOutlier { time, near } => write!(
+            SkipReason::TimeOutlier { time, previous } => write!(
                 f,
-                "its time {} is far from the lines around it, near {}",
+                "its time {} is more than {} from the previous accepted line, at {}, and the \
+                 lines after it do not confirm a jump",
                 time.format("%Y-%m-%d %H:%M:%S UTC"),
-                near.format("%Y-%m-%d %H:%M:%S UTC")
+                format_duration(MAX_TIME_JUMP),
+                previous.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            SkipReason::BehindClock { time, latest } => write!(
+                f,
+                "its time {} is more than {} before the latest accepted line, at {}, and the \
+                 engine's clock cannot go back",
+                time.format("%Y-%m-%d %H:%M:%S UTC"),
+                format_duration(MAX_TIME_JUMP),
+                latest.format("%Y-%m-%d %H:%M:%S UTC")
             ),
             SkipReason::BeyondClock(time) => write!(
                 f,
