@@ -551,6 +551,113 @@ fn outlier_notice_names_previous_line() {
     );
 }
 
+/// Lines every 10 s from 10:00, each pair in swapped order, so every other line is 10 s
+/// earlier than the line before it.
+fn swapped_pairs(count: u32) -> Vec<(&'static str, DateTime<Utc>)> {
+    (0..count)
+        .map(|n| {
+            let second = if n % 2 == 0 { n + 1 } else { n - 1 };
+            (
+                "10.0.0.1",
+                at(10, 0, 0) + Duration::from_secs(u64::from(second) * 10),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn line_hours_ahead_is_skipped() {
+    let mut lines = swapped_pairs(60);
+    lines.insert(
+        30,
+        ("10.0.0.9", at(10, 0, 0) + chrono::TimeDelta::hours(20)),
+    );
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-hours-ahead", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 1);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        [
+            "line 31 skipped: its time 2024-06-02 06:00:00 UTC is more than the 2m reorder \
+          window ahead of the latest accepted line, at 2024-06-01 10:04:50 UTC, and the 3 \
+          lines after it are more than the window before it"
+        ]
+    );
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    let summary = summary(&outcome);
+    // While the line waits, lines leave the buffer as if it had been applied, so one of
+    // the lines after it is applied out of order. After the skip, the rest are sorted.
+    assert!(
+        summary.contains(" 1 line out of order by more than the 2m reorder window"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:09:50 UTC (9m 50s)"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn quiet_hours_are_not_outliers() {
+    // One request every three hours: each line is far ahead of the one before it, and
+    // the next line confirms that the log moved on.
+    let lines: Vec<_> = (0..6)
+        .map(|n| ("10.0.0.1", at(0, 0, 0) + chrono::TimeDelta::hours(3 * n)))
+        .collect();
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-quiet-hours", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(outcome.sessions_created(), 6);
+    assert!(summary(&outcome).contains(" 0 lines out of order "));
+}
+
+#[test]
+fn quiet_gap_confirmed_after_a_late_line() {
+    let mut lines = minutes_from_ten(16);
+    // Three quiet hours, then a long request from before them, written late.
+    lines.push(("10.0.0.2", at(13, 0, 0)));
+    lines.push(("10.0.0.3", at(10, 15, 30)));
+    lines.push(("10.0.0.2", at(13, 1, 0)));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-quiet-gap", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(
+        outcome.created_ids(),
+        ["10.0.0.1 a", "10.0.0.3 a", "10.0.0.2 a"]
+    );
+    let summary = summary(&outcome);
+    assert!(summary.contains(" 0 lines out of order "), "{summary}");
+}
+
+#[test]
+fn late_lines_are_applied_and_counted() {
+    let mut lines = minutes_from_ten(20);
+    // A line from the day before, after the opening lines, and a line written at 10:01
+    // but stamped an hour before the first line, so before the clock's origin.
+    lines.insert(
+        16,
+        ("10.0.0.7", at(10, 0, 0) - chrono::TimeDelta::hours(20)),
+    );
+    lines.insert(1, ("10.0.0.8", at(9, 0, 0)));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-late-lines", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(outcome.reports_sent, 22);
+    let summary = summary(&outcome);
+    assert!(
+        summary.contains("2 lines out of order by more than the 2m reorder window"),
+        "{summary}"
+    );
+}
+
 /// Writes a line whose bracketed time is `stamp`, as the log has it.
 fn stamped_line(client: &str, stamp: &str) -> String {
     format!("{client} - - [{stamp}] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"\n")

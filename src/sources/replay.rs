@@ -16,8 +16,11 @@
 //! started, so a log is not sorted by time. Lines wait in a reorder buffer until a line
 //! more than the reorder window later has been read, or the file has ended, and leave it
 //! in time order, ties in file order. A line earlier than a line already sent is still
-//! applied: the engine never moves a session's last activity backwards. The final notice
-//! counts such lines.
+//! applied: the engine never moves a session's last activity backwards. A line earlier
+//! than the clock's origin is applied at the origin. The final notice counts both kinds.
+//! A line more than the reorder window ahead of the lines before it waits for the lines
+//! after it before it joins the buffer, and is skipped if they stay behind it (see
+//! `Replayer::accept`).
 //!
 //! # Speed
 //!
@@ -69,7 +72,7 @@ use self::line_reader::{LineReader, ReadLine};
 use self::opening::{Opening, StartScan};
 use self::skips::{SkipLog, SkipReason};
 use super::access_log::parse_line;
-use super::time_jumps::{Decision, Evidence, JumpFilter};
+use super::time_jumps::{CONFIRMING_LINES, Decision, Evidence, JumpFilter};
 use super::{RunningSource, SourceContext, SourceStats};
 use crate::count::counted;
 use crate::engine::clock::{ManualClock, MonoTime, ScaledClock, SharedClock};
@@ -400,14 +403,23 @@ struct Replayer {
     pacer: Option<Arc<ScaledClock>>,
     reader: LineReader<File>,
     buffer: BinaryHeap<Reverse<PendingLine>>,
-    /// Latest time of any line read.
+    /// Latest time of any line put in the reorder buffer.
     latest_read: DateTime<Utc>,
-    /// Earliest time of any line read.
+    /// Earliest time of any line put in the reorder buffer.
     earliest_read: DateTime<Utc>,
-    /// Latest time of any line sent.
-    sent_until: Option<DateTime<Utc>>,
-    /// Lines read after a later line had already been sent.
+    /// Latest time of any line sent, or the origin before the first. An earlier line is
+    /// applied out of order, and one before the origin at the origin's time.
+    sent_until: DateTime<Utc>,
+    /// Lines applied out of order: earlier than `sent_until` when they arrived.
     late_lines: u64,
+    /// A line more than the reorder window ahead of `latest_read`, kept out of the
+    /// buffer and of `latest_read` until the lines after it show whether the log moved
+    /// on to its time.
+    held: Option<PendingLine>,
+    /// `latest_read` when `held` arrived.
+    held_after: DateTime<Utc>,
+    /// Lines since `held` that were more than the reorder window before it.
+    held_contradictions: usize,
     batch: Vec<Activity>,
     skips: SkipLog,
     reports_sent: u64,
@@ -446,7 +458,10 @@ impl Replayer {
             buffer: BinaryHeap::new(),
             latest_read: first_time,
             earliest_read: first_time,
-            sent_until: None,
+            sent_until: origin,
+            held: None,
+            held_after: first_time,
+            held_contradictions: 0,
             late_lines: 0,
             batch: Vec::with_capacity(MAX_BATCH_LEN),
             skips,
@@ -478,6 +493,10 @@ impl Replayer {
         self.jumps.finish(&mut |decision| decided.push(decision));
         self.decided = decided;
         self.apply_decisions()?;
+        // No line after the held line contradicts it.
+        if let Some(held) = self.held.take() {
+            self.buffer_line(held)?;
+        }
         while let Some(Reverse(line)) = self.buffer.pop() {
             self.emit(line)?;
         }
@@ -605,9 +624,16 @@ impl Replayer {
         self.notice(Level::Warn, message)
     }
 
-    /// Puts a valid line in the reorder buffer and sends the lines that are due. Lines
-    /// come through the jump filter, so a single line stamped far from its neighbours
-    /// never gets here and cannot move the clock or stop the reordering.
+    /// Takes a line that the jump filter accepted. Lines come through that filter, so a
+    /// single line stamped more than [`MAX_TIME_JUMP`] from its neighbours never gets
+    /// here and cannot move the clock or stop the reordering.
+    ///
+    /// A line more than the reorder window ahead of the lines before it is held back:
+    /// a quiet hour and a wrong clock look the same until the next line. The next line
+    /// at or after the held line's time minus the window shows that the log moved on, and
+    /// the held line joins the buffer. When [`CONFIRMING_LINES`] lines in a row stay
+    /// further back, the held line is skipped, and the lines after it are reordered
+    /// against the lines before it again.
     fn accept(&mut self, line: PendingLine) -> Result<(), Stopped> {
         // The engine's clock cannot go back, so a line this far behind, as after a jump
         // back, would start its session more than a day idle.
@@ -618,17 +644,66 @@ impl Replayer {
             };
             return self.skip(line.number, &reason);
         }
-        if self.sent_until.is_some_and(|sent| line.time < sent) {
+        if let Some(held) = &self.held {
+            if held.time - line.time <= self.reorder_window {
+                if let Some(held) = self.held.take() {
+                    self.buffer_line(held)?;
+                }
+            } else {
+                self.held_contradictions += 1;
+                if self.held_contradictions >= CONFIRMING_LINES {
+                    self.skip_held()?;
+                }
+            }
+        }
+        if self.held.is_none()
+            && line.time > self.latest_read
+            && line.time - self.latest_read > self.reorder_window
+        {
+            self.held_after = self.latest_read;
+            self.held_contradictions = 0;
+            self.held = Some(line);
+            return self.emit_due();
+        }
+        self.buffer_line(line)
+    }
+
+    fn skip_held(&mut self) -> Result<(), Stopped> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        let reason = SkipReason::AheadOfLog {
+            time: held.time,
+            latest: self.held_after,
+            reorder_window: self.options.reorder_window,
+        };
+        self.skip(held.number, &reason)
+    }
+
+    /// Puts a line in the reorder buffer and sends the lines that are due.
+    fn buffer_line(&mut self, line: PendingLine) -> Result<(), Stopped> {
+        if line.time < self.sent_until {
             self.late_lines += 1;
         }
         self.latest_read = self.latest_read.max(line.time);
         self.earliest_read = self.earliest_read.min(line.time);
         self.buffer.push(Reverse(line));
+        self.emit_due()
+    }
 
+    /// Sends the buffered lines more than the reorder window before the latest line read.
+    /// A held line counts as read here, so that lines leave the buffer as they would
+    /// without holding, unless the held line is skipped.
+    fn emit_due(&mut self) -> Result<(), Stopped> {
+        let horizon = match &self.held {
+            Some(held) => held.time.max(self.latest_read),
+            None => self.latest_read,
+        };
         loop {
-            let due = self.buffer.peek().is_some_and(|Reverse(oldest)| {
-                self.latest_read - oldest.time > self.reorder_window
-            });
+            let due = self
+                .buffer
+                .peek()
+                .is_some_and(|Reverse(oldest)| horizon - oldest.time > self.reorder_window);
             if !due {
                 return Ok(());
             }
@@ -641,10 +716,7 @@ impl Replayer {
     /// Adds a line's activity to the batch, first waiting for its time at
     /// [`Speed::Factor`].
     fn emit(&mut self, line: PendingLine) -> Result<(), Stopped> {
-        self.sent_until = Some(
-            self.sent_until
-                .map_or(line.time, |sent| sent.max(line.time)),
-        );
+        self.sent_until = self.sent_until.max(line.time);
         let at = self.mono_time(line.time);
         if let Some(pacer) = &self.pacer {
             // The clock waited at the first line's time until now, so the time spent

@@ -1,6 +1,7 @@
 //! Reasons for skipping replayed lines, and the notices that report them.
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -8,6 +9,7 @@ use super::{DETAILED_SKIP_NOTICES, MAX_LINE_LEN, MAX_TIME_JUMP, SKIP_SUMMARY_INT
 use crate::count::counted;
 use crate::engine::event::format_duration;
 use crate::sources::access_log;
+use crate::sources::time_jumps::CONFIRMING_LINES;
 
 /// Reason a line was skipped.
 #[derive(Debug)]
@@ -27,6 +29,13 @@ pub(super) enum SkipReason {
     TimeOutlier {
         time: DateTime<Utc>,
         previous: DateTime<Utc>,
+    },
+    /// The line's time is more than the reorder window ahead of the latest accepted line
+    /// before it, at `latest`, and the lines after it stay more than the window behind it.
+    AheadOfLog {
+        time: DateTime<Utc>,
+        latest: DateTime<Utc>,
+        reorder_window: Duration,
     },
     /// The line's time is more than [`MAX_TIME_JUMP`] before the latest accepted line, at
     /// `latest`.
@@ -66,6 +75,19 @@ impl fmt::Display for SkipReason {
                 time.format("%Y-%m-%d %H:%M:%S UTC"),
                 format_duration(MAX_TIME_JUMP),
                 previous.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            SkipReason::AheadOfLog {
+                time,
+                latest,
+                reorder_window,
+            } => write!(
+                f,
+                "its time {} is more than the {} reorder window ahead of the latest accepted \
+                 line, at {}, and the {CONFIRMING_LINES} lines after it are more than the \
+                 window before it",
+                time.format("%Y-%m-%d %H:%M:%S UTC"),
+                format_duration(*reorder_window),
+                latest.format("%Y-%m-%d %H:%M:%S UTC")
             ),
             SkipReason::BehindClock { time, latest } => write!(
                 f,
