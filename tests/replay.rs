@@ -408,7 +408,7 @@ fn temp_log_of(lines: &[(&str, DateTime<Utc>)]) -> tempfile::NamedTempFile {
     temp_log(contents.as_bytes())
 }
 
-/// One line a minute from 10:00 for `minutes` minutes, from client 10.0.0.1.
+/// Returns one line a minute from 10:00 for `minutes` minutes, from client 10.0.0.1.
 fn minutes_from_ten(minutes: u32) -> Vec<(&'static str, DateTime<Utc>)> {
     (0..minutes).map(|n| ("10.0.0.1", at(10, n, 0))).collect()
 }
@@ -421,7 +421,7 @@ fn jump_notices(outcome: &Outcome) -> Vec<&str> {
         .collect()
 }
 
-fn summary(outcome: &Outcome) -> &str {
+fn closing_summary(outcome: &Outcome) -> &str {
     let info = outcome.notices(Level::Info);
     assert_eq!(info.len(), 1, "{info:?}");
     info[0]
@@ -446,7 +446,7 @@ fn alternating_eras_confirm_no_jump() {
     );
     assert_eq!(outcome.rejected, 20);
     assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
-    let summary = summary(&outcome);
+    let summary = closing_summary(&outcome);
     assert!(summary.contains(", 0 time jumps, "), "{summary}");
     assert!(
         summary.ends_with("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:19:00 UTC (19m)"),
@@ -586,7 +586,7 @@ fn line_hours_ahead_is_skipped() {
         ]
     );
     assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
-    let summary = summary(&outcome);
+    let summary = closing_summary(&outcome);
     // While the line waits, lines leave the buffer as if it had been applied, so one of
     // the lines after it is applied out of order. After the skip, the rest are sorted.
     assert!(
@@ -612,11 +612,11 @@ fn quiet_hours_are_not_outliers() {
     let outcome = replay("replay-quiet-hours", options, 5 * MINUTE);
     assert_eq!(outcome.rejected, 0);
     assert_eq!(outcome.sessions_created(), 6);
-    assert!(summary(&outcome).contains(" 0 lines out of order "));
+    assert!(closing_summary(&outcome).contains(" 0 lines out of order "));
 }
 
 #[test]
-fn quiet_gap_confirmed_after_a_late_line() {
+fn quiet_gap_survives_late_line() {
     let mut lines = minutes_from_ten(16);
     // Three quiet hours, then a long request from before them, written late.
     lines.push(("10.0.0.2", at(13, 0, 0)));
@@ -631,7 +631,7 @@ fn quiet_gap_confirmed_after_a_late_line() {
         outcome.created_ids(),
         ["10.0.0.1 a", "10.0.0.3 a", "10.0.0.2 a"]
     );
-    let summary = summary(&outcome);
+    let summary = closing_summary(&outcome);
     assert!(summary.contains(" 0 lines out of order "), "{summary}");
 }
 
@@ -651,7 +651,7 @@ fn late_lines_are_applied_and_counted() {
     let outcome = replay("replay-late-lines", options, 5 * MINUTE);
     assert_eq!(outcome.rejected, 0);
     assert_eq!(outcome.reports_sent, 22);
-    let summary = summary(&outcome);
+    let summary = closing_summary(&outcome);
     assert!(
         summary.contains("2 lines out of order by more than the 2m reorder window"),
         "{summary}"
@@ -684,10 +684,10 @@ fn opening_strays_lose_to_majority() {
          2024-06-01 10:00:00 UTC, the time most of the file's first lines are near"
     );
     assert!(jump_notices(&outcome).is_empty());
+    let summary = closing_summary(&outcome);
     assert!(
-        summary(&outcome).contains("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:19:00 UTC"),
-        "{}",
-        summary(&outcome)
+        summary.contains("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:19:00 UTC"),
+        "{summary}"
     );
 }
 

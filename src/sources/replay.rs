@@ -1,14 +1,14 @@
 //! Replay of a web server access log into the engine, on a thread named `replay`.
 //!
 //! [`ReplayPlan::open`] opens the file and reads up to [`OPENING_LINES`] valid lines. The
-//! first of them in the era that most of them agree on fixes the engine clock's origin:
-//! its time minus the reorder window, so that lines up to one window earlier still map to
-//! engine times at or after zero. A paced clock waits at that line's time until the
-//! replay sends its first line, so the first lines go out at once and the time the
-//! program takes to start does not pass as log time. [`ReplayPlan::spawn`] then reads the
-//! rest of the file line by line and sends each valid line's activity as
-//! [`Command::TouchBatch`]. Sessions are keyed by client address and user agent, as
-//! described in [`access_log`].
+//! first of them in the era that most of them agree on fixes the engine clock's origin.
+//! The origin is that line's time minus the reorder window, so that lines up to one
+//! window earlier still map to engine times at or after zero. A paced clock waits at that
+//! line's time until the replay sends its first line, so the first lines go out at once
+//! and the time the program takes to start does not pass as log time.
+//! [`ReplayPlan::spawn`] then reads the rest of the file line by line and sends each valid
+//! line's activity as [`Command::TouchBatch`]. Sessions are keyed by client address and
+//! user agent, as described in [`access_log`].
 //!
 //! # Order
 //!
@@ -88,9 +88,9 @@ pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
 /// the next lines show whether the log moved there or the line is an outlier.
 pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Longest reorder window a replay accepts: the [`MAX_TIME_JUMP`]. Lines further apart
-/// than that are handled as a time jump or an outlier, not reordered, and the reorder
-/// buffer holds a window's worth of lines in memory.
+/// Maximum reorder window that a replay accepts, equal to [`MAX_TIME_JUMP`]. Lines further
+/// apart than that are handled as a time jump or an outlier, not reordered. The reorder
+/// buffer also holds a window's worth of lines in memory.
 pub const MAX_REORDER_WINDOW: Duration = MAX_TIME_JUMP;
 
 /// Years of the UTC times that a replay accepts. The log's four-digit years stay in
@@ -547,9 +547,6 @@ impl Replayer {
     }
 
     /// Passes a valid line through the jump filter and applies what it decided.
-    ///
-    /// TODO: three far lines at the very start fix the origin, so they win over the
-    /// real lines after them.
     fn filter(&mut self, line: PendingLine) -> Result<(), Stopped> {
         if line.time > self.clock_limit {
             return self.skip(line.number, &SkipReason::BeyondClock(line.time));

@@ -47,12 +47,12 @@ pub enum Decision<T> {
         from: DateTime<Utc>,
         /// Time of the first line accepted after the jump.
         to: DateTime<Utc>,
-        /// What shows that the log moved.
+        /// Evidence that the log moved.
         evidence: Evidence,
     },
 }
 
-/// What shows that the log's time really jumped.
+/// Evidence that the log's time really jumped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evidence {
     /// [`CONFIRMING_LINES`] lines in a row agree on the new time.
@@ -122,10 +122,10 @@ impl<T> JumpFilter<T> {
         }
     }
 
-    /// Ends the input. The longest run of last suspects that agree with the first of
-    /// them is accepted as a jump, because no line after them contradicts it. The other
-    /// suspects are outliers unless they agree with that run too. When a suspect near the
-    /// run was contradicted before, the two eras alternate, and the run is outliers too.
+    /// Ends the input. The last suspects that agree with the first of them, as many as
+    /// possible, are accepted as a jump, because no line after them contradicts it.
+    /// Earlier suspects are outliers unless they agree with those too. When a suspect near
+    /// them was contradicted before, the two eras alternate, so they are outliers too.
     pub fn finish(&mut self, out: &mut impl FnMut(Decision<T>)) {
         let Some(start) = (0..self.suspects.len()).find(|&start| self.agree_from(start)) else {
             return;
@@ -156,7 +156,7 @@ impl<T> JumpFilter<T> {
     }
 
     /// Moves the accepted time to the run of suspects that starts at `run_start`. Earlier
-    /// suspects near that run are accepted with it; the others are outliers.
+    /// suspects near that run are accepted with it, and the others are outliers.
     fn jump(&mut self, run_start: usize, evidence: Evidence, out: &mut impl FnMut(Decision<T>)) {
         let Some(from) = self.accepted else {
             return;
@@ -407,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn opening_lines_after_the_era_are_left_to_the_filter() {
+    fn opening_tail_left_to_filter() {
         let times = [day(0), day(0), day(0), day(7), day(7)];
         assert_eq!(opening(&times), (0, vec![]));
     }
