@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::engine::event::format_duration;
 use crate::engine::{DEFAULT_IDLE_TIMEOUT, DEFAULT_SWEEP_INTERVAL, check_setting};
 use crate::sources::api::DEFAULT_LISTEN;
+use crate::sources::replay::MAX_REORDER_WINDOW;
 
 /// Idle timeout of the fast demo.
 pub const DEMO_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -48,8 +50,8 @@ pub struct Options {
     pub speed: Speed,
 
     /// How far back in log time a replayed line may be out of order and still be
-    /// applied in time order
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    /// applied in time order, 0s to 1day
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_reorder_window)]
     pub reorder_window: Duration,
 
     /// Number of simulated users
@@ -149,6 +151,17 @@ fn parse_setting(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+fn parse_reorder_window(text: &str) -> Result<Duration, String> {
+    let window = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if window > MAX_REORDER_WINDOW {
+        return Err(format!(
+            "must be at most {}, the longest reorder window; got {text}",
+            format_duration(MAX_REORDER_WINDOW)
+        ));
+    }
+    Ok(window)
+}
+
 /// Parses `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT` or a port alone (on 127.0.0.1).
 fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = text.parse::<u16>() {
@@ -246,6 +259,19 @@ mod tests {
         assert!(parse(&["--token-file", "t"]).is_err());
         assert!(parse(&["--listen", "--token-file", "t"]).is_ok());
         assert!(parse(&["--simulate", "--replay", "x.log"]).is_err());
+    }
+
+    #[test]
+    fn reorder_window_at_most_a_day() {
+        let window = |text| parse(&["--reorder-window", text]).map(|o| o.reorder_window);
+        assert_eq!(window("0s").unwrap(), Duration::ZERO);
+        assert_eq!(window("1day").unwrap(), MAX_REORDER_WINDOW);
+        let error = window("1day 1s").unwrap_err().to_string();
+        assert!(
+            error.contains("must be at most 1day, the longest reorder window; got 1day 1s"),
+            "{error}"
+        );
+        assert!(window("5").is_err());
     }
 
     #[test]

@@ -172,6 +172,29 @@ fn invalid_duration_explains_units() {
 }
 
 #[test]
+fn reorder_window_over_a_day_rejected() {
+    let output = run(&[
+        "--headless",
+        "--replay",
+        FIXTURE,
+        "--speed",
+        "max",
+        "--reorder-window",
+        "2days",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains(
+            "invalid value '2days' for '--reorder-window <DURATION>': must be at most 1day, \
+             the longest reorder window; got 2days"
+        ),
+        "stderr: {message}"
+    );
+    assert!(stdout(&output).is_empty(), "no replay ran");
+}
+
+#[test]
 fn help_states_defaults() {
     let output = run(&["--help"]);
     let help = stdout(&output);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use crossbeam_channel::Receiver;
 use session_monitor::engine::event::{Event, Level, Record, Update};
 use session_monitor::engine::session::Source;
@@ -329,8 +329,8 @@ fn outlier_times_are_skipped_and_real_gaps_kept() {
     assert_eq!(
         outcome.notices(Level::Warn),
         [
-            "line 1 skipped: its time 0001-01-01 00:00:00 UTC is far from the lines around \
-             it, near 2024-06-01 10:00:00 UTC",
+            "line 1 skipped: its time 0001-01-01 00:00:00 UTC is more than 1day from \
+             2024-06-01 10:00:00 UTC, the time most of the file's first lines are near",
             "line 4 skipped: its time 9999-12-31 23:59:59 UTC is more than 500 years after \
              the start of the replay, beyond the range of the engine's clock",
             "log time jumps from 2024-06-01 10:04:00 UTC to 2024-06-08 10:00:00 UTC, \
@@ -354,7 +354,10 @@ fn outlier_times_are_skipped_and_real_gaps_kept() {
 #[test]
 fn jumps_beyond_clock_range_skipped_and_counted() {
     let year_2700 = Utc.with_ymd_and_hms(2700, 6, 1, 10, 0, 0).unwrap();
-    let mut lines = vec![("10.0.0.1", at(10, 0, 0)), ("10.0.0.2", at(10, 0, 30))];
+    // Twelve lines of 2024 make the era that most of the opening lines agree on.
+    let mut lines: Vec<_> = (0..12)
+        .map(|second| ("10.0.0.1", at(10, 0, 2 * second)))
+        .collect();
     // Three lines agree on the year 2700, which the engine's clock cannot reach.
     lines.extend([("10.0.0.9", year_2700); 3]);
     // Fifteen blocks of three lines that alternate between 2030 and 2024: 15 jumps.
@@ -377,7 +380,7 @@ fn jumps_beyond_clock_range_skipped_and_counted() {
         .filter(|notice| notice.contains("beyond the range of the engine's clock"))
         .collect();
     assert_eq!(beyond.len(), 3, "{warnings:?}");
-    assert!(beyond[0].starts_with("line 3 skipped: its time 2700-06-01 10:00:00 UTC"));
+    assert!(beyond[0].starts_with("line 13 skipped: its time 2700-06-01 10:00:00 UTC"));
     let jumps = warnings
         .iter()
         .filter(|notice| notice.starts_with("log time jumps"))
@@ -391,6 +394,428 @@ fn jumps_beyond_clock_range_skipped_and_counted() {
     let summary = outcome.notices(Level::Info)[0];
     assert!(summary.contains(", 15 time jumps, log time"), "{summary}");
     assert!(!outcome.created_ids().contains(&"10.0.0.9 a".to_owned()));
+    // Each block of 2024 jumps back behind the clock, which has reached 2030, so its
+    // lines are skipped: seven blocks of three lines.
+    assert_eq!(outcome.rejected, 3 + 7 * 3);
+}
+
+/// Writes one line per `(client, time)` pair, each with the user agent "a".
+fn temp_log_of(lines: &[(&str, DateTime<Utc>)]) -> tempfile::NamedTempFile {
+    let contents: String = lines
+        .iter()
+        .map(|(client, time)| log_line(client, *time, "a"))
+        .collect();
+    temp_log(contents.as_bytes())
+}
+
+/// Returns one line a minute from 10:00 for `minutes` minutes, from client 10.0.0.1.
+fn minutes_from_ten(minutes: u32) -> Vec<(&'static str, DateTime<Utc>)> {
+    (0..minutes).map(|n| ("10.0.0.1", at(10, n, 0))).collect()
+}
+
+fn jump_notices(outcome: &Outcome) -> Vec<&str> {
+    outcome
+        .notices(Level::Warn)
+        .into_iter()
+        .filter(|notice| notice.starts_with("log time jumps"))
+        .collect()
+}
+
+fn closing_summary(outcome: &Outcome) -> &str {
+    let info = outcome.notices(Level::Info);
+    assert_eq!(info.len(), 1, "{info:?}");
+    info[0]
+}
+
+#[test]
+fn alternating_eras_confirm_no_jump() {
+    let later = |minute| at(10, minute, 0) + chrono::TimeDelta::days(6 * 365);
+    let mut lines = Vec::new();
+    for minute in 0..20 {
+        lines.push(("10.0.0.1", at(10, minute, 0)));
+        lines.push(("10.0.0.2", later(minute)));
+    }
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-alternating", options, 5 * MINUTE);
+    assert!(
+        jump_notices(&outcome).is_empty(),
+        "{:?}",
+        jump_notices(&outcome)
+    );
+    assert_eq!(outcome.rejected, 20);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    let summary = closing_summary(&outcome);
+    assert!(summary.contains(", 0 time jumps, "), "{summary}");
+    assert!(
+        summary.ends_with("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:19:00 UTC (19m)"),
+        "{summary}"
+    );
+    // Nothing ran on the other era's clock, so no session was created stale.
+    for record in &outcome.records {
+        assert!(record.wall < at(10, 20, 0), "{record:?}");
+    }
+}
+
+#[test]
+fn backward_jump_lines_are_skipped() {
+    let day = |days, minute| at(10, minute, 0) + chrono::TimeDelta::days(days);
+    let mut lines = minutes_from_ten(15);
+    // A week later, then six days back, then the week again.
+    lines.extend((0..4).map(|minute| ("10.0.0.2", day(7, minute))));
+    lines.extend((0..4).map(|minute| ("10.0.0.3", day(1, minute))));
+    lines.extend((4..7).map(|minute| ("10.0.0.2", day(7, minute))));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-backward-jump", options, 5 * MINUTE);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.2 a"]);
+    assert_eq!(outcome.rejected, 4);
+    let jumps = jump_notices(&outcome);
+    assert_eq!(jumps.len(), 3, "{jumps:?}");
+    assert_eq!(
+        jumps[1],
+        "log time jumps back from 2024-06-08 10:03:00 UTC to 2024-06-02 10:00:00 UTC, \
+         confirmed by the lines after it. The engine's clock cannot go back, so lines more \
+         than 1day before the latest accepted line are skipped"
+    );
+    assert!(
+        outcome.notices(Level::Warn).contains(
+            &"line 20 skipped: its time 2024-06-02 10:00:00 UTC is more than 1day before \
+              the latest accepted line, at 2024-06-08 10:03:00 UTC, and the engine's clock \
+              cannot go back"
+        ),
+        "{:?}",
+        outcome.notices(Level::Warn)
+    );
+}
+
+#[test]
+fn trailing_gap_lines_are_applied() {
+    let next_week = |minute| at(10, minute, 0) + chrono::TimeDelta::days(7);
+    for trailing in 1..=2 {
+        let mut lines = minutes_from_ten(20);
+        lines.extend((0..trailing).map(|minute| ("10.0.0.2", next_week(minute))));
+        let file = temp_log_of(&lines);
+
+        let options = ReplayOptions::new(file.path(), Speed::Max);
+        let outcome = replay("replay-trailing-gap", options, 5 * MINUTE);
+        assert_eq!(outcome.rejected, 0, "{trailing} trailing");
+        assert_eq!(outcome.reports_sent, 20 + trailing as u64);
+        assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.2 a"]);
+        let expected = format!(
+            "log time jumps from 2024-06-01 10:19:00 UTC to 2024-06-08 10:00:00 UTC at the \
+             end of the file, shown by {} that no later line can confirm or contradict",
+            if trailing == 1 { "1 line" } else { "2 lines" }
+        );
+        assert_eq!(jump_notices(&outcome), [expected.as_str()]);
+    }
+}
+
+#[test]
+fn trailing_lines_that_disagree() {
+    let mut lines = minutes_from_ten(20);
+    lines.push(("10.0.0.2", at(10, 0, 0) + chrono::TimeDelta::days(7)));
+    lines.push(("10.0.0.3", at(10, 0, 0) + chrono::TimeDelta::days(30)));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-trailing-disagree", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 1);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.3 a"]);
+    assert_eq!(
+        outcome.notices(Level::Warn)[0],
+        "line 21 skipped: its time 2024-06-08 10:00:00 UTC is more than 1day from the \
+         previous accepted line, at 2024-06-01 10:19:00 UTC, and the lines after it do not \
+         confirm a jump"
+    );
+}
+
+#[test]
+fn outlier_notice_names_previous_line() {
+    let mut lines = minutes_from_ten(16);
+    lines.push(("10.0.0.9", at(10, 0, 0) + chrono::TimeDelta::days(400)));
+    lines.extend((16..20).map(|minute| ("10.0.0.1", at(10, minute, 0))));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-outlier-notice", options, 5 * MINUTE);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        [
+            "line 17 skipped: its time 2025-07-06 10:00:00 UTC is more than 1day from the \
+          previous accepted line, at 2024-06-01 10:15:00 UTC, and the lines after it do not \
+          confirm a jump"
+        ]
+    );
+}
+
+/// Lines every 10 s from 10:00, each pair in swapped order, so every other line is 10 s
+/// earlier than the line before it.
+fn swapped_pairs(count: u32) -> Vec<(&'static str, DateTime<Utc>)> {
+    (0..count)
+        .map(|n| {
+            let second = if n % 2 == 0 { n + 1 } else { n - 1 };
+            (
+                "10.0.0.1",
+                at(10, 0, 0) + Duration::from_secs(u64::from(second) * 10),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn line_hours_ahead_is_skipped() {
+    let mut lines = swapped_pairs(60);
+    lines.insert(
+        30,
+        ("10.0.0.9", at(10, 0, 0) + chrono::TimeDelta::hours(20)),
+    );
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-hours-ahead", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 1);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        [
+            "line 31 skipped: its time 2024-06-02 06:00:00 UTC is more than the 2m reorder \
+          window ahead of the latest accepted line, at 2024-06-01 10:04:50 UTC, and the 3 \
+          lines after it are more than the window before it"
+        ]
+    );
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    let summary = closing_summary(&outcome);
+    // While the line waits, lines leave the buffer as if it had been applied, so one of
+    // the lines after it is applied out of order. After the skip, the rest are sorted.
+    assert!(
+        summary.contains(" 1 line out of order by more than the 2m reorder window"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:09:50 UTC (9m 50s)"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn quiet_hours_are_not_outliers() {
+    // One request every three hours: each line is far ahead of the one before it, and
+    // the next line confirms that the log moved on.
+    let lines: Vec<_> = (0..6)
+        .map(|n| ("10.0.0.1", at(0, 0, 0) + chrono::TimeDelta::hours(3 * n)))
+        .collect();
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-quiet-hours", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(outcome.sessions_created(), 6);
+    assert!(closing_summary(&outcome).contains(" 0 lines out of order "));
+}
+
+#[test]
+fn quiet_gap_survives_late_line() {
+    let mut lines = minutes_from_ten(16);
+    // Three quiet hours, then a long request from before them, written late.
+    lines.push(("10.0.0.2", at(13, 0, 0)));
+    lines.push(("10.0.0.3", at(10, 15, 30)));
+    lines.push(("10.0.0.2", at(13, 1, 0)));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-quiet-gap", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(
+        outcome.created_ids(),
+        ["10.0.0.1 a", "10.0.0.3 a", "10.0.0.2 a"]
+    );
+    let summary = closing_summary(&outcome);
+    assert!(summary.contains(" 0 lines out of order "), "{summary}");
+}
+
+#[test]
+fn late_lines_are_applied_and_counted() {
+    let mut lines = minutes_from_ten(20);
+    // A line from the day before, after the opening lines, and a line written at 10:01
+    // but stamped an hour before the first line, so before the clock's origin.
+    lines.insert(
+        16,
+        ("10.0.0.7", at(10, 0, 0) - chrono::TimeDelta::hours(20)),
+    );
+    lines.insert(1, ("10.0.0.8", at(9, 0, 0)));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-late-lines", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(outcome.reports_sent, 22);
+    let summary = closing_summary(&outcome);
+    assert!(
+        summary.contains("2 lines out of order by more than the 2m reorder window"),
+        "{summary}"
+    );
+}
+
+/// Writes a line whose bracketed time is `stamp`, as the log has it.
+fn stamped_line(client: &str, stamp: &str) -> String {
+    format!("{client} - - [{stamp}] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"\n")
+}
+
+#[test]
+fn opening_strays_lose_to_majority() {
+    let stray = Utc.with_ymd_and_hms(2031, 3, 1, 0, 0, 0).unwrap();
+    let mut lines = vec![("10.0.0.9", stray); 3];
+    lines.extend(minutes_from_ten(20));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let plan = ReplayPlan::open(options.clone()).unwrap();
+    assert_eq!(plan.origin(), at(10, 0, 0) - DEFAULT_REORDER_WINDOW);
+    drop(plan);
+
+    let outcome = replay("replay-opening-strays", options, 5 * MINUTE);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    assert_eq!(outcome.rejected, 3);
+    assert_eq!(
+        outcome.notices(Level::Warn)[0],
+        "line 1 skipped: its time 2031-03-01 00:00:00 UTC is more than 1day from \
+         2024-06-01 10:00:00 UTC, the time most of the file's first lines are near"
+    );
+    assert!(jump_notices(&outcome).is_empty());
+    let summary = closing_summary(&outcome);
+    assert!(
+        summary.contains("log time 2024-06-01 10:00:00 UTC to 2024-06-01 10:19:00 UTC"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn opening_notices_keep_line_order() {
+    let stray = Utc.with_ymd_and_hms(2031, 3, 1, 0, 0, 0).unwrap();
+    let mut contents = log_line("10.0.0.9", stray, "a");
+    contents.push_str("junk\n");
+    contents.push_str(&log_line("10.0.0.9", stray, "a"));
+    for (client, time) in minutes_from_ten(12) {
+        contents.push_str(&log_line(client, time, "a"));
+    }
+    let file = temp_log(contents.as_bytes());
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-opening-order", options, 5 * MINUTE);
+    let warnings = outcome.notices(Level::Warn);
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(warnings[0].starts_with("line 1 skipped: its time 2031-03-01"));
+    assert_eq!(warnings[1], "line 2 skipped: missing [timestamp]");
+    assert!(warnings[2].starts_with("line 3 skipped: its time 2031-03-01"));
+    assert_eq!(outcome.rejected, 3);
+}
+
+#[test]
+fn two_strays_do_not_outvote_first_line() {
+    let stray = Utc.with_ymd_and_hms(2031, 3, 1, 0, 0, 0).unwrap();
+    let mut lines = vec![("10.0.0.1", at(10, 0, 0))];
+    lines.extend([("10.0.0.9", stray); 2]);
+    lines.extend(minutes_from_ten(6).into_iter().skip(1));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let plan = ReplayPlan::open(options.clone()).unwrap();
+    assert_eq!(plan.origin(), at(10, 0, 0) - DEFAULT_REORDER_WINDOW);
+    drop(plan);
+
+    let outcome = replay("replay-opening-two-strays", options, 5 * MINUTE);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    assert_eq!(outcome.rejected, 2);
+    assert_eq!(outcome.reports_sent, 6);
+    assert!(jump_notices(&outcome).is_empty());
+}
+
+#[test]
+fn real_gap_after_opening_majority_kept() {
+    let next_week = |minute| at(10, minute, 0) + chrono::TimeDelta::days(7);
+    let mut lines = minutes_from_ten(12);
+    lines.extend((0..10).map(|minute| ("10.0.0.2", next_week(minute))));
+    let file = temp_log_of(&lines);
+
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let outcome = replay("replay-opening-gap", options, 5 * MINUTE);
+    assert_eq!(outcome.rejected, 0);
+    assert_eq!(outcome.reports_sent, 22);
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a", "10.0.0.2 a"]);
+    assert_eq!(
+        jump_notices(&outcome),
+        [
+            "log time jumps from 2024-06-01 10:11:00 UTC to 2024-06-08 10:00:00 UTC, \
+          confirmed by the lines after it"
+        ]
+    );
+}
+
+#[test]
+fn times_outside_years_1_to_9999_skipped() {
+    let contents = [
+        stamped_line("10.0.0.1", "31/Dec/9999:22:00:00 +0000"),
+        stamped_line("10.0.0.1", "31/Dec/9999:22:02:00 +0000"),
+        // 00:30 on 1 January 10000 in UTC.
+        stamped_line("10.0.0.2", "31/Dec/9999:23:30:00 -0100"),
+        stamped_line("10.0.0.1", "31/Dec/9999:22:04:00 +0000"),
+    ]
+    .concat();
+    let file = temp_log(contents.as_bytes());
+    let outcome = replay(
+        "replay-year-10000",
+        ReplayOptions::new(file.path(), Speed::Max),
+        5 * MINUTE,
+    );
+    assert_eq!(outcome.rejected, 1);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        ["line 3 skipped: its time in UTC is outside the years 1 to 9999"]
+    );
+    assert_eq!(outcome.created_ids(), ["10.0.0.1 a"]);
+    for record in &outcome.records {
+        assert_eq!(record.wall.year(), 9999, "{record:?}");
+    }
+
+    // 23:10 on 31 December of year -1 in UTC, then lines early in year 1.
+    let contents = [
+        stamped_line("10.0.0.2", "01/Jan/0000:00:10:00 +0100"),
+        stamped_line("10.0.0.1", "01/Jan/0001:00:00:30 +0000"),
+        stamped_line("10.0.0.1", "01/Jan/0001:00:01:00 +0000"),
+    ]
+    .concat();
+    let file = temp_log(contents.as_bytes());
+    let options = ReplayOptions::new(file.path(), Speed::Max);
+    let plan = ReplayPlan::open(options.clone()).unwrap();
+    // The reorder window before the first line reaches into year 0, so the origin stops
+    // at the first second of year 1.
+    assert_eq!(
+        plan.origin(),
+        Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap()
+    );
+    drop(plan);
+    let outcome = replay("replay-year-minus-1", options, 5 * MINUTE);
+    assert_eq!(
+        outcome.notices(Level::Warn),
+        ["line 1 skipped: its time in UTC is outside the years 1 to 9999"]
+    );
+    for record in &outcome.records {
+        assert_eq!(record.wall.year(), 1, "{record:?}");
+    }
+
+    let only_year_10000 =
+        temp_log(stamped_line("10.0.0.2", "31/Dec/9999:23:30:00 -0100").as_bytes());
+    let error =
+        ReplayPlan::open(ReplayOptions::new(only_year_10000.path(), Speed::Max)).unwrap_err();
+    let expected = format!(
+        "no access log lines found in {}: 1 line read, none in Common or Combined Log \
+         Format with a time in the years 1 to 9999. Line 1 skipped: its time in UTC is \
+         outside the years 1 to 9999",
+        only_year_10000.path().display()
+    );
+    assert_eq!(error.to_string(), expected);
 }
 
 #[test]
@@ -535,6 +960,24 @@ fn open_rejects_invalid_speed() {
 }
 
 #[test]
+fn open_rejects_reorder_window_over_a_day() {
+    let mut options = ReplayOptions::new(SMALL_FIXTURE, Speed::Max);
+    options.reorder_window = Duration::from_secs(24 * 60 * 60 + 1);
+    let error = ReplayPlan::open(options.clone()).unwrap_err();
+    assert!(
+        matches!(error, ReplayError::InvalidReorderWindow(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "invalid reorder window 1day 1s: expected at most 1day"
+    );
+
+    options.reorder_window = Duration::from_secs(24 * 60 * 60);
+    assert!(ReplayPlan::open(options).is_ok());
+}
+
+#[test]
 fn clock_origin_is_first_line_minus_window() {
     let plan = ReplayPlan::open(ReplayOptions::new(SMALL_FIXTURE, Speed::Max)).unwrap();
     assert_eq!(plan.origin(), at(10, 0, 0) - DEFAULT_REORDER_WINDOW);
@@ -586,6 +1029,50 @@ fn factor_speed_follows_the_clock() {
             "{created}"
         );
     }
+}
+
+#[test]
+fn paced_clock_starts_with_first_line() {
+    let base = at(12, 0, 0);
+    let contents: String = (0..3)
+        .map(|second| log_line("10.0.0.1", base + Duration::from_secs(second), "a"))
+        .collect();
+    let file = temp_log(contents.as_bytes());
+
+    let plan = ReplayPlan::open(ReplayOptions::new(file.path(), Speed::Factor(60.0))).unwrap();
+    let clock = plan.clock();
+    // Start-up takes real time. The clock waits at the first line meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(clock.wall_time(clock.now()), base);
+
+    let config = EngineConfig {
+        name: "replay-paced-start".into(),
+        ..EngineConfig::default()
+    };
+    let (engine, updates) = Engine::start(config, plan.clock(), no_waker()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let source = plan.spawn(engine.commands()).unwrap();
+    let mut outcome = Outcome::default();
+    let deadline = Instant::now() + REPLAY_DEADLINE;
+    while !source.stats().is_finished() {
+        assert!(Instant::now() < deadline, "replay did not finish");
+        outcome.drain(&updates, Duration::from_millis(20));
+    }
+    engine.sync(Duration::from_secs(30)).unwrap();
+    source.stop();
+    for update in engine.shutdown() {
+        outcome.collect(update);
+    }
+
+    // Without the wait, 600 ms of start-up at 60x would put the clock 36 s ahead.
+    let created = outcome.created_times();
+    assert_eq!(created.len(), 1);
+    let ahead = created[0] - base;
+    assert!(
+        ahead < chrono::TimeDelta::seconds(5),
+        "created {} ms after the line",
+        ahead.num_milliseconds()
+    );
 }
 
 #[test]

@@ -7,8 +7,8 @@
 
 use std::fmt;
 use std::ops::{Add, Sub};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -156,10 +156,13 @@ impl Clock for SystemClock {
 }
 
 /// A clock that runs `speed` times faster than real time from a given wall time, used to
-/// replay an access log so that engine time follows the log's time.
+/// replay an access log so that engine time follows the log's time. It can wait at its
+/// start time until [`ScaledClock::start_running`], so that the time a program takes to
+/// start does not pass as log time.
 #[derive(Debug)]
 pub struct ScaledClock {
-    origin: Instant,
+    /// Real time at which the clock read `start`. Unset while the clock waits.
+    started: OnceLock<Instant>,
     start: MonoTime,
     wall_origin: DateTime<Utc>,
     speed: f64,
@@ -171,32 +174,54 @@ impl ScaledClock {
     /// # Panics
     /// Panics when `speed` is not a finite number above zero.
     pub fn new(wall_origin: DateTime<Utc>, speed: f64) -> Self {
-        Self::starting_at(wall_origin, MonoTime::ZERO, speed)
+        let clock = Self::waiting_at(wall_origin, MonoTime::ZERO, speed);
+        clock.start_running();
+        clock
     }
 
-    /// Creates a clock whose origin reads as `wall_origin` and that reads `start` now,
-    /// running `speed` times real time.
+    /// Creates a clock whose origin reads as `wall_origin` and that reads `start` until
+    /// [`ScaledClock::start_running`], then runs `speed` times real time from there.
     ///
     /// # Panics
     /// Panics when `speed` is not a finite number above zero.
-    pub fn starting_at(wall_origin: DateTime<Utc>, start: MonoTime, speed: f64) -> Self {
+    pub fn waiting_at(wall_origin: DateTime<Utc>, start: MonoTime, speed: f64) -> Self {
         assert!(
             speed.is_finite() && speed > 0.0,
             "speed must be above zero, got {speed}"
         );
         ScaledClock {
-            origin: Instant::now(),
+            started: OnceLock::new(),
             start,
             wall_origin,
             speed,
         }
     }
+
+    /// Starts the clock running from its start time now. Calls after the first do nothing.
+    pub fn start_running(&self) {
+        self.start_running_at(Instant::now());
+    }
+
+    /// Starts the clock running from its start time at the real time `started`. Calls
+    /// after the first do nothing.
+    pub fn start_running_at(&self, started: Instant) {
+        // An error means the clock runs already, from the first call's time.
+        let _ = self.started.set(started);
+    }
+
+    /// Returns the clock's reading at the real time `real`.
+    pub fn reading_at(&self, real: Instant) -> MonoTime {
+        let Some(started) = self.started.get() else {
+            return self.start;
+        };
+        let scaled = real.saturating_duration_since(*started).as_secs_f64() * self.speed;
+        self.start + Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX)
+    }
 }
 
 impl Clock for ScaledClock {
     fn now(&self) -> MonoTime {
-        let scaled = self.origin.elapsed().as_secs_f64() * self.speed;
-        self.start + Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX)
+        self.reading_at(Instant::now())
     }
 
     fn wall_time(&self, at: MonoTime) -> DateTime<Utc> {
@@ -316,12 +341,31 @@ mod tests {
     }
 
     #[test]
-    fn scaled_clock_starts_at_offset() {
+    fn scaled_clock_waits_until_started() {
         let start = MonoTime::from_duration(Duration::from_secs(120));
-        let clock = ScaledClock::starting_at(DateTime::<Utc>::UNIX_EPOCH, start, 1.0);
-        let now = clock.now();
-        assert!(now >= start);
-        assert!(now < start + Duration::from_secs(5));
+        let clock = ScaledClock::waiting_at(DateTime::<Utc>::UNIX_EPOCH, start, 30.0);
+        let real = Instant::now();
+        assert_eq!(clock.reading_at(real + Duration::from_secs(10)), start);
+
+        clock.start_running_at(real + Duration::from_secs(10));
+        assert_eq!(clock.reading_at(real + Duration::from_secs(10)), start);
+        assert_eq!(
+            clock.reading_at(real + Duration::from_secs(12)),
+            start + Duration::from_secs(60)
+        );
+        // A second start changes nothing.
+        clock.start_running_at(real + Duration::from_secs(11));
+        assert_eq!(
+            clock.reading_at(real + Duration::from_secs(12)),
+            start + Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn new_scaled_clock_runs_at_once() {
+        let clock = ScaledClock::new(DateTime::<Utc>::UNIX_EPOCH, 1.0);
+        let real = Instant::now() + Duration::from_secs(3);
+        assert!(clock.reading_at(real) >= MonoTime::from_duration(Duration::from_secs(3)));
     }
 
     #[test]

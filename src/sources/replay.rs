@@ -1,12 +1,14 @@
 //! Replay of a web server access log into the engine, on a thread named `replay`.
 //!
-//! [`ReplayPlan::open`] opens the file and reads ahead to the first line with a valid
-//! timestamp. That line fixes the engine clock's origin: the first line's time minus the
-//! reorder window, so that lines up to one window earlier than the first still map to
-//! engine times at or after zero. A paced clock starts at the first line's time, so the
-//! first lines go out at once. [`ReplayPlan::spawn`] then reads the rest of the file
-//! line by line and sends each valid line's activity as [`Command::TouchBatch`]. Sessions
-//! are keyed by client address and user agent, as described in [`access_log`].
+//! [`ReplayPlan::open`] opens the file and reads up to [`OPENING_LINES`] valid lines. The
+//! first of them in the era that most of them agree on fixes the engine clock's origin.
+//! The origin is that line's time minus the reorder window, so that lines up to one
+//! window earlier still map to engine times at or after zero. A paced clock waits at that
+//! line's time until the replay sends its first line, so the first lines go out at once
+//! and the time the program takes to start does not pass as log time.
+//! [`ReplayPlan::spawn`] then reads the rest of the file line by line and sends each valid
+//! line's activity as [`Command::TouchBatch`]. Sessions are keyed by client address and
+//! user agent, as described in [`access_log`].
 //!
 //! # Order
 //!
@@ -14,8 +16,11 @@
 //! started, so a log is not sorted by time. Lines wait in a reorder buffer until a line
 //! more than the reorder window later has been read, or the file has ended, and leave it
 //! in time order, ties in file order. A line earlier than a line already sent is still
-//! applied: the engine never moves a session's last activity backwards. The final notice
-//! counts such lines.
+//! applied: the engine never moves a session's last activity backwards. A line earlier
+//! than the clock's origin is applied at the origin. The final notice counts both kinds.
+//! A line more than the reorder window ahead of the lines before it waits for the lines
+//! after it before it joins the buffer, and is skipped if they stay behind it (see
+//! `Replayer::accept`).
 //!
 //! # Speed
 //!
@@ -32,43 +37,70 @@
 //! replay with an error notice. The last line is read as it is, so a file cut off
 //! mid-line or still being written loses at most that line. A line stamped more than
 //! [`MAX_TIME_JUMP`] away from the lines before it is kept back until the next lines
-//! decide. When they confirm the new time, the log has a real gap, which is reported.
-//! Otherwise the line is an outlier and is skipped like a malformed one (see the
-//! `time_jumps` module). The first line is checked against the two after it, because it
-//! fixes the clock's origin. The replay reads up to the
-//! end of the file as it is when the reader gets there and does not wait for more.
+//! decide. When three of them in a row agree on the new time, the log has a real gap,
+//! which is reported. A line back near the accepted time makes the kept lines outliers,
+//! which are skipped like malformed ones (see the `time_jumps` module). At the end of the
+//! file the kept lines that agree are a jump, unless lines of their time were outliers
+//! before. The engine's clock never goes back, so after a jump back, lines more than
+//! [`MAX_TIME_JUMP`] before the latest accepted line are skipped: their sessions would
+//! start more than a day idle. Opening lines outside the era most of them agree on are
+//! skipped too, except those after the era's last opening line, which the lines after
+//! them decide. The replay reads up to the end of the file as it is when the reader gets
+//! there and does not wait for more.
 //!
 //! [`access_log`]: super::access_log
+
+mod line_reader;
+mod opening;
+mod skips;
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Utc};
 use crossbeam_channel::Sender;
-use memchr::memchr;
 
-use super::access_log::{self, parse_line};
-use super::time_jumps::{CONFIRMING_LINES, Decision, JumpFilter};
+use self::line_reader::{LineReader, ReadLine};
+use self::opening::{Opening, StartScan};
+use self::skips::{SkipLog, SkipReason};
+use super::access_log::parse_line;
+use super::time_jumps::{CONFIRMING_LINES, Decision, Evidence, JumpFilter};
 use super::{RunningSource, SourceContext, SourceStats};
 use crate::count::counted;
 use crate::engine::clock::{ManualClock, MonoTime, ScaledClock, SharedClock};
 use crate::engine::event::{Activity, Command, Level, format_duration};
 use crate::engine::session::{SessionId, Source};
 
+pub use super::time_jumps::OPENING_LINES;
+
 /// Default span of log time that lines may be out of order and still be sent in order.
 pub const DEFAULT_REORDER_WINDOW: Duration = Duration::from_secs(2 * 60);
 
 /// Span of log time between neighbouring lines beyond which a line is kept back until
-/// the next lines show whether the log moved there or the line is an outlier. A reorder
-/// window longer than this takes its place.
+/// the next lines show whether the log moved there or the line is an outlier.
 pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Maximum reorder window that a replay accepts, equal to [`MAX_TIME_JUMP`]. Lines further
+/// apart than that are handled as a time jump or an outlier, not reordered. The reorder
+/// buffer also holds a window's worth of lines in memory.
+pub const MAX_REORDER_WINDOW: Duration = MAX_TIME_JUMP;
+
+/// Years of the UTC times that a replay accepts. The log's four-digit years stay in
+/// 0 to 9999, but a UTC offset can move a time into year -1 or 10000. Such years print
+/// with a sign (`-0001`, `+10000`), which RFC 3339 does not allow and which a CSV export
+/// would read as the start of a formula. Year 0 is not a year of the calendar logs use.
+///
+/// TODO: a paced clock keeps running after the last line, so a log that ends late in
+/// year 9999 can still show times past it.
+const YEARS: RangeInclusive<i32> = 1..=9999;
 
 /// Span of log time after the clock's origin, in days, that a replay accepts: 500 years,
 /// within the 584 years that the store's 64-bit nanosecond times cover. Later lines are
@@ -93,9 +125,6 @@ pub const SKIP_SUMMARY_INTERVAL: u64 = 10_000;
 
 /// Lines read between two checks of the stop signal.
 const STOP_CHECK_LINES: u64 = 4096;
-
-/// Capacity of the file read buffer in bytes.
-const READ_BUFFER_LEN: usize = 256 * 1024;
 
 /// Replay speed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -123,7 +152,8 @@ pub struct ReplayOptions {
     pub path: PathBuf,
     /// Replay speed.
     pub speed: Speed,
-    /// Span of log time that lines may be out of order and still be sent in time order.
+    /// Span of log time that lines may be out of order and still be sent in time order,
+    /// at most [`MAX_REORDER_WINDOW`].
     pub reorder_window: Duration,
 }
 
@@ -144,6 +174,13 @@ pub enum ReplayError {
     /// The speed factor is zero, negative or not a number.
     #[error("invalid replay speed {0}: expected a finite factor above zero, or max")]
     InvalidSpeed(f64),
+    /// The reorder window is longer than [`MAX_REORDER_WINDOW`].
+    #[error(
+        "invalid reorder window {}: expected at most {}",
+        format_duration(*.0),
+        format_duration(MAX_REORDER_WINDOW)
+    )]
+    InvalidReorderWindow(Duration),
     /// The file could not be opened.
     #[error("failed to open access log {}: {source}", path.display())]
     Open {
@@ -183,9 +220,11 @@ pub struct ReplayPlan {
     reader: LineReader<File>,
     origin: DateTime<Utc>,
     clock: SharedClock,
-    first: PendingLine,
-    /// Valid lines read after the first to check that it is not an outlier.
-    ahead: Vec<PendingLine>,
+    /// The clock at [`Speed::Factor`], which the replay starts when it sends its first
+    /// line.
+    pacer: Option<Arc<ScaledClock>>,
+    /// Valid lines read to decide the origin, which the replay thread takes first.
+    opening: Vec<PendingLine>,
     skips: SkipLog,
     /// Skip notices for lines read before the thread starts, sent when it starts.
     queued_notices: Vec<String>,
@@ -194,13 +233,16 @@ pub struct ReplayPlan {
 impl ReplayPlan {
     /// Opens the file and reads up to its first line with a valid timestamp.
     ///
-    /// At [`Speed::Factor`] the returned plan's clock starts running now, so start the
-    /// engine and the replay soon after.
+    /// At [`Speed::Factor`] the returned plan's clock reads the first line's time until
+    /// the replay sends that line.
     pub fn open(options: ReplayOptions) -> Result<ReplayPlan, ReplayError> {
         if let Speed::Factor(factor) = options.speed
             && !(factor.is_finite() && factor > 0.0)
         {
             return Err(ReplayError::InvalidSpeed(factor));
+        }
+        if options.reorder_window > MAX_REORDER_WINDOW {
+            return Err(ReplayError::InvalidReorderWindow(options.reorder_window));
         }
         let file = File::open(&options.path).map_err(|source| ReplayError::Open {
             path: options.path.clone(),
@@ -210,63 +252,28 @@ impl ReplayPlan {
         let mut skips = SkipLog::default();
         let mut queued_notices = Vec::new();
 
-        let mut scan = StartScan {
-            reader: &mut reader,
-            path: &options.path,
-            skips: &mut skips,
-            notices: &mut queued_notices,
-            first_rejection: None,
-        };
-        let Some(mut first) = scan.next_valid()? else {
-            let lines = scan.reader.line_number();
-            let first_rejection = scan.first_rejection.take();
-            return Err(no_lines_error(&options, lines, first_rejection));
-        };
-        // The first line fixes the clock's origin, so it must not be an outlier: check it
-        // against the lines after it.
-        let mut ahead = Vec::new();
-        while ahead.len() < CONFIRMING_LINES - 1 {
-            match scan.next_valid()? {
-                Some(line) => ahead.push(line),
-                None => break,
-            }
-        }
-        let max_jump = max_time_jump(&options);
-        let far = |a: &PendingLine, b: &PendingLine| (a.time - b.time).abs() > max_jump;
-        if ahead.len() == CONFIRMING_LINES - 1
-            && ahead.iter().all(|line| far(line, &first))
-            && !far(&ahead[0], &ahead[1])
-        {
-            let reason = SkipReason::TimeOutlier {
-                time: first.time,
-                near: ahead[0].time,
-            };
-            queued_notices.extend(skips.record(first.number, &reason));
-            first = ahead.remove(0);
-        }
-
         let window = TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX);
-        let origin = first
-            .time
-            .checked_sub_signed(window)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let scan = StartScan::new(&mut reader, &options.path, &mut skips, &mut queued_notices);
+        let Opening { lines, origin } = scan.read_opening(window)?;
+        let first_time = lines.first().map_or(origin, |line| line.time);
         // A paced replay starts at the first line rather than at the origin, so the
         // first lines are sent at once instead of after one reorder window.
-        let first_line_at = (first.time - origin).to_std().unwrap_or_default();
+        let first_line_at = (first_time - origin).to_std().unwrap_or_default();
         let first_line_at = MonoTime::from_duration(first_line_at);
-        let clock: SharedClock = match options.speed {
+        let (clock, pacer): (SharedClock, _) = match options.speed {
             Speed::Factor(factor) => {
-                Arc::new(ScaledClock::starting_at(origin, first_line_at, factor))
+                let pacer = Arc::new(ScaledClock::waiting_at(origin, first_line_at, factor));
+                (Arc::clone(&pacer) as SharedClock, Some(pacer))
             }
-            Speed::Max => Arc::new(ManualClock::following_activity(origin)),
+            Speed::Max => (Arc::new(ManualClock::following_activity(origin)), None),
         };
         Ok(ReplayPlan {
             options,
             reader,
             origin,
             clock,
-            first,
-            ahead,
+            pacer,
+            opening: lines,
             skips,
             queued_notices,
         })
@@ -305,66 +312,39 @@ impl ReplayPlan {
 }
 
 /// Returns the span of log time beyond which a line is checked against the lines after it.
-fn max_time_jump(options: &ReplayOptions) -> TimeDelta {
-    TimeDelta::from_std(MAX_TIME_JUMP.max(options.reorder_window)).unwrap_or(TimeDelta::MAX)
+fn max_time_jump() -> TimeDelta {
+    TimeDelta::from_std(MAX_TIME_JUMP).unwrap_or(TimeDelta::MAX)
 }
 
-/// Reading at start-up, before the replay thread runs.
-struct StartScan<'a> {
-    reader: &'a mut LineReader<File>,
-    path: &'a std::path::Path,
-    skips: &'a mut SkipLog,
-    notices: &'a mut Vec<String>,
-    /// The first skipped line's notice, for the error when no line is valid.
-    first_rejection: Option<String>,
+/// Returns the clock's origin for a replay whose first line is stamped `first`: one
+/// reorder window earlier, so that lines up to a window earlier than the first still map
+/// to engine times at or after zero. The origin is a wall time that the log shows, so it
+/// stays within [`YEARS`] too.
+fn clock_origin(first: DateTime<Utc>, reorder_window: TimeDelta) -> DateTime<Utc> {
+    let first_of_years = Utc
+        .with_ymd_and_hms(*YEARS.start(), 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    first
+        .checked_sub_signed(reorder_window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        .max(first_of_years)
 }
 
-impl StartScan<'_> {
-    /// Reads up to the next valid line. Returns `None` at the end of the file, or after
-    /// [`MAX_SCAN_FOR_FIRST_LINE`] bytes without a line ending, as `/dev/zero` gives.
-    fn next_valid(&mut self) -> Result<Option<PendingLine>, ReplayError> {
-        loop {
-            let number = self.reader.line_number() + 1;
-            let read = self
-                .reader
-                .next_line()
-                .map_err(|source| ReplayError::Read {
-                    path: self.path.to_owned(),
-                    line: number,
-                    source,
-                })?;
-            let reason = match read {
-                None => return Ok(None),
-                Some(ReadLine::TooLong) if self.reader.bytes_read() > MAX_SCAN_FOR_FIRST_LINE => {
-                    return Ok(None);
-                }
-                Some(ReadLine::TooLong) => SkipReason::TooLong,
-                Some(ReadLine::Complete) => match parse_line(self.reader.line()) {
-                    Ok(line) => {
-                        return Ok(Some(PendingLine::new(line.time, number, line.session_id())));
-                    }
-                    Err(error) => SkipReason::Invalid(error),
-                },
-            };
-            self.first_rejection
-                .get_or_insert_with(|| format!("Line {number} skipped: {reason}"));
-            self.notices.extend(self.skips.record(number, &reason));
-        }
+/// Returns the latest log time that a replay from `origin` accepts.
+fn clock_limit(origin: DateTime<Utc>) -> DateTime<Utc> {
+    origin
+        .checked_add_signed(TimeDelta::days(MAX_CLOCK_SPAN_DAYS))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Parses line number `number` and checks that its time is in [`YEARS`].
+fn parse_pending(line: &[u8], number: u64) -> Result<PendingLine, SkipReason> {
+    let line = parse_line(line).map_err(SkipReason::Invalid)?;
+    if !YEARS.contains(&line.time.naive_utc().year()) {
+        return Err(SkipReason::OutsideYears);
     }
-}
-
-fn no_lines_error(options: &ReplayOptions, lines: u64, first: Option<String>) -> ReplayError {
-    let detail = match first {
-        None => "the file is empty".to_owned(),
-        Some(first) => {
-            let lines = counted(lines, "line");
-            format!("{lines} read, none in Common or Combined Log Format. {first}")
-        }
-    };
-    ReplayError::NoLines {
-        path: options.path.clone(),
-        detail,
-    }
+    Ok(PendingLine::new(line.time, number, line.session_id()))
 }
 
 /// A valid line waiting in the reorder buffer.
@@ -406,196 +386,6 @@ impl Ord for PendingLine {
     }
 }
 
-/// Reason a line was skipped.
-#[derive(Debug)]
-enum SkipReason {
-    TooLong,
-    Invalid(access_log::ParseError),
-    /// The line's time is far from the lines around it, which are near `near`.
-    TimeOutlier {
-        time: DateTime<Utc>,
-        near: DateTime<Utc>,
-    },
-    /// The line's time is more than [`MAX_CLOCK_SPAN_DAYS`] after the clock's origin.
-    BeyondClock(DateTime<Utc>),
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkipReason::TooLong => write!(f, "longer than {MAX_LINE_LEN} bytes"),
-            SkipReason::Invalid(error) => error.fmt(f),
-            SkipReason::TimeOutlier { time, near } => write!(
-                f,
-                "its time {} is far from the lines around it, near {}",
-                time.format("%Y-%m-%d %H:%M:%S UTC"),
-                near.format("%Y-%m-%d %H:%M:%S UTC")
-            ),
-            SkipReason::BeyondClock(time) => write!(
-                f,
-                "its time {} is more than 500 years after the start of the replay, beyond \
-                 the range of the engine's clock",
-                time.format("%Y-%m-%d %H:%M:%S UTC")
-            ),
-        }
-    }
-}
-
-/// Counts skipped lines and decides which of them get a notice of their own.
-#[derive(Debug, Default)]
-struct SkipLog {
-    total: u64,
-    /// Skipped lines since the last notice, after the detailed ones.
-    unreported: u64,
-    unreported_first_line: u64,
-    last_line: u64,
-}
-
-impl SkipLog {
-    /// Counts a skipped line and returns the notice to send for it, if any.
-    fn record(&mut self, line: u64, reason: &SkipReason) -> Option<String> {
-        self.total += 1;
-        self.last_line = line;
-        if self.total < DETAILED_SKIP_NOTICES {
-            return Some(format!("line {line} skipped: {reason}"));
-        }
-        if self.total == DETAILED_SKIP_NOTICES {
-            return Some(format!(
-                "line {line} skipped: {reason}. Further skipped lines are reported in a \
-                 summary every {SKIP_SUMMARY_INTERVAL} lines"
-            ));
-        }
-        if self.unreported == 0 {
-            self.unreported_first_line = line;
-        }
-        self.unreported += 1;
-        if self.unreported < SKIP_SUMMARY_INTERVAL {
-            return None;
-        }
-        let summary = format!("{}. Line {line} skipped: {reason}", self.summary());
-        self.unreported = 0;
-        Some(summary)
-    }
-
-    /// Returns a summary of the skipped lines not reported yet, if any.
-    fn finish(&mut self) -> Option<String> {
-        if self.unreported == 0 {
-            return None;
-        }
-        let summary = self.summary();
-        self.unreported = 0;
-        Some(summary)
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "{} skipped, lines {} to {}",
-            counted(self.unreported, "more line"),
-            self.unreported_first_line,
-            self.last_line
-        )
-    }
-}
-
-/// Result of reading one line.
-#[derive(Debug, PartialEq, Eq)]
-enum ReadLine {
-    /// The line is in [`LineReader::line`].
-    Complete,
-    /// The line is over [`MAX_LINE_LEN`] bytes. It was read and dropped.
-    TooLong,
-}
-
-/// Bytes scanned for one line before [`LineReader::next_line`] returns, so a file with
-/// no line ends (a device, a pipe of zeros) cannot keep the reader from checking its stop
-/// signal. The rest of such a line is read as further overlong lines.
-const MAX_LINE_SCAN: usize = 16 * 1024 * 1024;
-
-/// Bytes read at start-up while looking for the first valid line, before giving up.
-const MAX_SCAN_FOR_FIRST_LINE: u64 = 256 * 1024 * 1024;
-
-/// Reads lines of up to [`MAX_LINE_LEN`] bytes into a reused buffer.
-#[derive(Debug)]
-struct LineReader<R> {
-    inner: BufReader<R>,
-    line: Vec<u8>,
-    number: u64,
-    bytes_read: u64,
-}
-
-impl<R: Read> LineReader<R> {
-    fn new(inner: R) -> Self {
-        LineReader {
-            inner: BufReader::with_capacity(READ_BUFFER_LEN, inner),
-            line: Vec::new(),
-            number: 0,
-            bytes_read: 0,
-        }
-    }
-
-    /// Returns the number of bytes consumed so far.
-    fn bytes_read(&self) -> u64 {
-        self.bytes_read
-    }
-
-    /// Returns the number of lines read so far.
-    fn line_number(&self) -> u64 {
-        self.number
-    }
-
-    /// Returns the last line read, without its `\n`.
-    fn line(&self) -> &[u8] {
-        &self.line
-    }
-
-    /// Reads the next line, or returns `None` at the end of the file. A last line
-    /// without `\n` counts as a line.
-    fn next_line(&mut self) -> io::Result<Option<ReadLine>> {
-        self.line.clear();
-        let mut length = 0usize;
-        loop {
-            let available = match self.inner.fill_buf() {
-                Ok(available) => available,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
-            if available.is_empty() {
-                if length == 0 {
-                    return Ok(None);
-                }
-                break;
-            }
-            let newline = memchr(b'\n', available);
-            let content = &available[..newline.unwrap_or(available.len())];
-            length = length.saturating_add(content.len());
-            if length <= MAX_LINE_LEN {
-                self.line.extend_from_slice(content);
-            } else {
-                self.line.clear();
-            }
-            let consumed = newline.map_or(available.len(), |index| index + 1);
-            self.inner.consume(consumed);
-            self.bytes_read += consumed as u64;
-            if newline.is_some() {
-                // An empty line has length 0 but still counts as a line.
-                length = length.max(1);
-                break;
-            }
-            if length > MAX_LINE_SCAN {
-                break;
-            }
-        }
-        self.number += 1;
-        if self.number == 1 && self.line.starts_with(b"\xEF\xBB\xBF") {
-            self.line.drain(..3);
-        }
-        if length > MAX_LINE_LEN {
-            return Ok(Some(ReadLine::TooLong));
-        }
-        Ok(Some(ReadLine::Complete))
-    }
-}
-
 /// The replay was asked to stop, or the engine is gone.
 struct Stopped;
 
@@ -604,17 +394,32 @@ struct Replayer {
     context: SourceContext,
     options: ReplayOptions,
     reorder_window: TimeDelta,
+    /// [`MAX_TIME_JUMP`] as a `TimeDelta`.
+    max_jump: TimeDelta,
     origin: DateTime<Utc>,
+    /// Latest log time the replay accepts; see [`MAX_CLOCK_SPAN_DAYS`].
+    clock_limit: DateTime<Utc>,
+    /// The clock at [`Speed::Factor`].
+    pacer: Option<Arc<ScaledClock>>,
     reader: LineReader<File>,
     buffer: BinaryHeap<Reverse<PendingLine>>,
-    /// Latest time of any line read.
+    /// Latest time of any line put in the reorder buffer.
     latest_read: DateTime<Utc>,
-    /// Earliest time of any line read.
+    /// Earliest time of any line put in the reorder buffer.
     earliest_read: DateTime<Utc>,
-    /// Latest time of any line sent.
-    sent_until: Option<DateTime<Utc>>,
-    /// Lines read after a later line had already been sent.
+    /// Latest time of any line sent, or the origin before the first. An earlier line is
+    /// applied out of order, and one before the origin at the origin's time.
+    sent_until: DateTime<Utc>,
+    /// Lines applied out of order: earlier than `sent_until` when they arrived.
     late_lines: u64,
+    /// A line more than the reorder window ahead of `latest_read`, kept out of the
+    /// buffer and of `latest_read` until the lines after it show whether the log moved
+    /// on to its time.
+    held: Option<PendingLine>,
+    /// `latest_read` when `held` arrived.
+    held_after: DateTime<Utc>,
+    /// Lines since `held` that were more than the reorder window before it.
+    held_contradictions: usize,
     batch: Vec<Activity>,
     skips: SkipLog,
     reports_sent: u64,
@@ -632,45 +437,47 @@ impl Replayer {
             options,
             reader,
             origin,
-            first,
-            ahead,
+            pacer,
+            opening,
             skips,
             queued_notices,
             ..
         } = plan;
+        let first_time = opening.first().map_or(origin, |line| line.time);
         let path = options.path.display().to_string();
         log::info!("replay of {path} started at {}", options.speed);
 
         let mut replayer = Replayer {
             context,
             reorder_window: TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX),
+            max_jump: max_time_jump(),
             origin,
+            clock_limit: clock_limit(origin),
+            pacer,
             reader,
             buffer: BinaryHeap::new(),
-            latest_read: first.time,
-            earliest_read: first.time,
-            sent_until: None,
+            latest_read: first_time,
+            earliest_read: first_time,
+            sent_until: origin,
+            held: None,
+            held_after: first_time,
+            held_contradictions: 0,
             late_lines: 0,
             batch: Vec::with_capacity(MAX_BATCH_LEN),
             skips,
             reports_sent: 0,
-            jumps: JumpFilter::new(max_time_jump(&options)),
+            jumps: JumpFilter::new(max_time_jump()),
             decided: Vec::new(),
             time_jumps: 0,
             options,
         };
-        match replayer.replay(first, ahead, queued_notices) {
+        match replayer.replay(opening, queued_notices) {
             Ok(()) => log::info!("replay of {path} finished"),
             Err(Stopped) => log::info!("replay of {path} stopped before the end"),
         }
     }
 
-    fn replay(
-        &mut self,
-        first: PendingLine,
-        ahead: Vec<PendingLine>,
-        notices: Vec<String>,
-    ) -> Result<(), Stopped> {
+    fn replay(&mut self, opening: Vec<PendingLine>, notices: Vec<String>) -> Result<(), Stopped> {
         let stats = Arc::clone(&self.context.stats);
         SourceStats::add(&stats.lines_read, self.reader.line_number());
         SourceStats::add(&stats.rejected, self.skips.total);
@@ -678,7 +485,7 @@ impl Replayer {
             self.notice(Level::Warn, message)?;
         }
 
-        for line in std::iter::once(first).chain(ahead) {
+        for line in opening {
             self.filter(line)?;
         }
         self.read_to_end()?;
@@ -686,6 +493,10 @@ impl Replayer {
         self.jumps.finish(&mut |decision| decided.push(decision));
         self.decided = decided;
         self.apply_decisions()?;
+        // No line after the held line contradicts it.
+        if let Some(held) = self.held.take() {
+            self.buffer_line(held)?;
+        }
         while let Some(Reverse(line)) = self.buffer.pop() {
             self.emit(line)?;
         }
@@ -718,9 +529,7 @@ impl Replayer {
 
             let parsed = match read {
                 ReadLine::TooLong => Err(SkipReason::TooLong),
-                ReadLine::Complete => parse_line(self.reader.line())
-                    .map(|line| PendingLine::new(line.time, number, line.session_id()))
-                    .map_err(SkipReason::Invalid),
+                ReadLine::Complete => parse_pending(self.reader.line(), number),
             };
             match parsed {
                 Ok(line) => self.filter(line)?,
@@ -738,15 +547,8 @@ impl Replayer {
     }
 
     /// Passes a valid line through the jump filter and applies what it decided.
-    ///
-    /// TODO: three far lines at the very start fix the origin, so they win over the
-    /// real lines after them.
     fn filter(&mut self, line: PendingLine) -> Result<(), Stopped> {
-        let limit = self
-            .origin
-            .checked_add_signed(TimeDelta::days(MAX_CLOCK_SPAN_DAYS))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        if line.time > limit {
+        if line.time > self.clock_limit {
             return self.skip(line.number, &SkipReason::BeyondClock(line.time));
         }
         let mut decided = std::mem::take(&mut self.decided);
@@ -762,36 +564,14 @@ impl Replayer {
         for decision in decided.drain(..) {
             result = match decision {
                 Decision::Accept(line) => self.accept(line),
-                Decision::Outlier(line, near) => {
+                Decision::Outlier(line, previous) => {
                     let reason = SkipReason::TimeOutlier {
                         time: line.time,
-                        near,
+                        previous,
                     };
                     self.skip(line.number, &reason)
                 }
-                Decision::Jump { from, to } => {
-                    self.time_jumps += 1;
-                    match self.time_jumps {
-                        count if count < DETAILED_JUMP_NOTICES => self.notice(
-                            Level::Warn,
-                            format!(
-                                "log time jumps from {} to {}, confirmed by the lines after it",
-                                from.format("%Y-%m-%d %H:%M:%S UTC"),
-                                to.format("%Y-%m-%d %H:%M:%S UTC")
-                            ),
-                        ),
-                        DETAILED_JUMP_NOTICES => self.notice(
-                            Level::Warn,
-                            format!(
-                                "log time jumps from {} to {}; further jumps are counted in \
-                                 the closing summary",
-                                from.format("%Y-%m-%d %H:%M:%S UTC"),
-                                to.format("%Y-%m-%d %H:%M:%S UTC")
-                            ),
-                        ),
-                        _ => Ok(()),
-                    }
-                }
+                Decision::Jump { from, to, evidence } => self.report_jump(from, to, evidence),
             };
             if result.is_err() {
                 break;
@@ -802,21 +582,125 @@ impl Replayer {
         result
     }
 
-    /// Puts a valid line in the reorder buffer and sends the lines that are due. Lines
-    /// come through the jump filter, so a single line stamped far from its neighbours
-    /// never gets here and cannot move the clock or stop the reordering.
+    /// Counts a jump of the log's time and reports the first [`DETAILED_JUMP_NOTICES`].
+    fn report_jump(
+        &mut self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        evidence: Evidence,
+    ) -> Result<(), Stopped> {
+        self.time_jumps += 1;
+        if self.time_jumps > DETAILED_JUMP_NOTICES {
+            return Ok(());
+        }
+        let back = to < from;
+        let mut message = format!(
+            "log time jumps {}from {} to {}",
+            if back { "back " } else { "" },
+            from.format("%Y-%m-%d %H:%M:%S UTC"),
+            to.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        match evidence {
+            Evidence::Confirmed => message.push_str(", confirmed by the lines after it"),
+            Evidence::EndOfInput { lines } => message.push_str(&format!(
+                " at the end of the file, shown by {} that no later line can confirm or \
+                 contradict",
+                counted(lines as u64, "line")
+            )),
+        }
+        if back {
+            message.push_str(&format!(
+                ". The engine's clock cannot go back, so lines more than {} before the latest \
+                 accepted line are skipped",
+                format_duration(MAX_TIME_JUMP)
+            ));
+        }
+        if self.time_jumps == DETAILED_JUMP_NOTICES {
+            message.push_str("; further jumps are counted in the closing summary");
+        }
+        self.notice(Level::Warn, message)
+    }
+
+    /// Takes a line that the jump filter accepted. Lines come through that filter, so a
+    /// single line stamped more than [`MAX_TIME_JUMP`] from its neighbours never gets
+    /// here and cannot move the clock or stop the reordering.
+    ///
+    /// A line more than the reorder window ahead of the lines before it is held back:
+    /// a quiet hour and a wrong clock look the same until the next line. The next line
+    /// at or after the held line's time minus the window shows that the log moved on, and
+    /// the held line joins the buffer. When [`CONFIRMING_LINES`] lines in a row stay
+    /// further back, the held line is skipped, and the lines after it are reordered
+    /// against the lines before it again.
     fn accept(&mut self, line: PendingLine) -> Result<(), Stopped> {
-        if self.sent_until.is_some_and(|sent| line.time < sent) {
+        // The engine's clock cannot go back, so a line this far behind, as after a jump
+        // back, would start its session more than a day idle.
+        if line.time < self.latest_read && self.latest_read - line.time > self.max_jump {
+            let reason = SkipReason::BehindClock {
+                time: line.time,
+                latest: self.latest_read,
+            };
+            return self.skip(line.number, &reason);
+        }
+        if let Some(held) = &self.held {
+            if held.time - line.time <= self.reorder_window {
+                if let Some(held) = self.held.take() {
+                    self.buffer_line(held)?;
+                }
+            } else {
+                self.held_contradictions += 1;
+                if self.held_contradictions >= CONFIRMING_LINES {
+                    self.skip_held()?;
+                }
+            }
+        }
+        if self.held.is_none()
+            && line.time > self.latest_read
+            && line.time - self.latest_read > self.reorder_window
+        {
+            self.held_after = self.latest_read;
+            self.held_contradictions = 0;
+            self.held = Some(line);
+            return self.emit_due();
+        }
+        self.buffer_line(line)
+    }
+
+    fn skip_held(&mut self) -> Result<(), Stopped> {
+        let Some(held) = self.held.take() else {
+            return Ok(());
+        };
+        let reason = SkipReason::AheadOfLog {
+            time: held.time,
+            latest: self.held_after,
+            reorder_window: self.options.reorder_window,
+        };
+        self.skip(held.number, &reason)
+    }
+
+    /// Puts a line in the reorder buffer and sends the lines that are due.
+    fn buffer_line(&mut self, line: PendingLine) -> Result<(), Stopped> {
+        if line.time < self.sent_until {
             self.late_lines += 1;
         }
         self.latest_read = self.latest_read.max(line.time);
         self.earliest_read = self.earliest_read.min(line.time);
         self.buffer.push(Reverse(line));
+        self.emit_due()
+    }
 
+    /// Sends the buffered lines more than the reorder window before the latest line read.
+    /// A held line counts as read here, so that lines leave the buffer as they would
+    /// without holding, unless the held line is skipped.
+    fn emit_due(&mut self) -> Result<(), Stopped> {
+        let horizon = match &self.held {
+            Some(held) => held.time.max(self.latest_read),
+            None => self.latest_read,
+        };
         loop {
-            let due = self.buffer.peek().is_some_and(|Reverse(oldest)| {
-                self.latest_read - oldest.time > self.reorder_window
-            });
+            let due = self
+                .buffer
+                .peek()
+                .is_some_and(|Reverse(oldest)| horizon - oldest.time > self.reorder_window);
             if !due {
                 return Ok(());
             }
@@ -829,12 +713,12 @@ impl Replayer {
     /// Adds a line's activity to the batch, first waiting for its time at
     /// [`Speed::Factor`].
     fn emit(&mut self, line: PendingLine) -> Result<(), Stopped> {
-        self.sent_until = Some(
-            self.sent_until
-                .map_or(line.time, |sent| sent.max(line.time)),
-        );
+        self.sent_until = self.sent_until.max(line.time);
         let at = self.mono_time(line.time);
-        if matches!(self.options.speed, Speed::Factor(_)) {
+        if let Some(pacer) = &self.pacer {
+            // The clock waited at the first line's time until now, so the time spent
+            // starting up does not pass as log time.
+            pacer.start_running();
             self.wait_until(at)?;
         }
         self.batch.push(Activity {
@@ -934,78 +818,6 @@ impl Replayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn read_all(input: &[u8]) -> Vec<Result<Vec<u8>, ReadLine>> {
-        let mut reader = LineReader::new(input);
-        let mut lines = Vec::new();
-        while let Some(read) = reader.next_line().unwrap() {
-            lines.push(match read {
-                ReadLine::Complete => Ok(reader.line().to_vec()),
-                ReadLine::TooLong => Err(read),
-            });
-        }
-        lines
-    }
-
-    #[test]
-    fn reader_splits_lines() {
-        let lines = read_all(b"one\ntwo\r\n\nlast");
-        assert_eq!(
-            lines,
-            vec![
-                Ok(b"one".to_vec()),
-                Ok(b"two\r".to_vec()),
-                Ok(Vec::new()),
-                Ok(b"last".to_vec())
-            ]
-        );
-    }
-
-    #[test]
-    fn reader_skips_long_line_and_goes_on() {
-        let mut input = vec![b'x'; MAX_LINE_LEN + 1];
-        input.extend_from_slice(b"\nnext\n");
-        input.extend(vec![b'y'; MAX_LINE_LEN]);
-        let lines = read_all(&input);
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0], Err(ReadLine::TooLong));
-        assert_eq!(lines[1], Ok(b"next".to_vec()));
-        assert_eq!(lines[2].as_ref().map(Vec::len), Ok(MAX_LINE_LEN));
-    }
-
-    #[test]
-    fn reader_drops_byte_order_mark() {
-        let lines = read_all(b"\xEF\xBB\xBFfirst\n\xEF\xBB\xBFsecond");
-        assert_eq!(lines[0], Ok(b"first".to_vec()));
-        assert_eq!(lines[1], Ok(b"\xEF\xBB\xBFsecond".to_vec()));
-    }
-
-    #[test]
-    fn skip_log_details_then_summaries() {
-        let mut log = SkipLog::default();
-        let reason = SkipReason::Invalid(access_log::ParseError::Empty);
-        let mut notices = Vec::new();
-        for line in 1..=25_150 {
-            notices.extend(log.record(line, &reason));
-        }
-        notices.extend(log.finish());
-        assert_eq!(notices.len(), 100 + 2 + 1);
-        assert_eq!(notices[0], "line 1 skipped: empty line");
-        assert!(notices[99].starts_with("line 100 skipped: empty line. Further"));
-        assert_eq!(
-            notices[100],
-            "10000 more lines skipped, lines 101 to 10100. Line 10100 skipped: empty line"
-        );
-        assert_eq!(
-            notices[101],
-            "10000 more lines skipped, lines 10101 to 20100. Line 20100 skipped: empty line"
-        );
-        assert_eq!(
-            notices[102],
-            "5050 more lines skipped, lines 20101 to 25150"
-        );
-        assert_eq!(log.total, 25_150);
-    }
 
     #[test]
     fn pending_lines_order_by_time_then_line() {
