@@ -7,6 +7,7 @@
 //! countdown and the ages.
 
 mod export_flow;
+pub mod fonts;
 mod format;
 mod log_panel;
 mod rows;
