@@ -1,19 +1,23 @@
 //! Window tests: the real app over a real engine with a manual clock, driven through
 //! egui_kittest by widget labels.
 
+use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
+use egui::{FontDefinitions, FontFamily, FontId};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use epaint_default_fonts::NOTO_EMOJI_REGULAR;
 use session_monitor::engine::clock::{ManualClock, SharedClock};
 use session_monitor::engine::event::{Activity, Command, Event};
 use session_monitor::engine::session::{SessionId, Source};
 use session_monitor::engine::{Engine, EngineConfig, no_waker};
 use session_monitor::runtime::Runtime;
 use session_monitor::sources::RunningSource;
+use session_monitor::ui::fonts::{self, FallbackFonts, Script};
 use session_monitor::ui::{MonitorApp, PathPicker};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -459,4 +463,83 @@ fn hidden_window_catches_up_and_counts_drops() {
         })
         .count();
     assert!(gap_lines > 0, "the log states the gap");
+}
+
+/// Emoji take the place of a script that egui's built-in fonts lack: egui bundles
+/// NotoEmoji-Regular but leaves it out of its default fonts, so the tests can write it to
+/// a folder as a system font.
+static EMOJI: &[Script] = &[Script {
+    name: "Emoji",
+    samples: "😀",
+    debian_package: "fonts-noto-color-emoji",
+}];
+
+fn has_emoji(harness: &Harness<'_, MonitorApp>, family: FontFamily) -> bool {
+    harness
+        .ctx
+        .fonts_mut(|fonts| fonts.has_glyph(&FontId::new(14.0, family), '😀'))
+}
+
+#[test]
+fn fallback_font_joins_both_families() {
+    let folder = tempfile::tempdir().unwrap();
+    fs::write(
+        folder.path().join("NotoEmoji-Regular.ttf"),
+        NOTO_EMOJI_REGULAR,
+    )
+    .unwrap();
+    let found = FallbackFonts::search_folders(&[folder.path()], EMOJI);
+    assert_eq!(found.fonts().len(), 1, "the emoji font is found");
+    let fallback = found.fonts()[0].name.clone();
+
+    let (app, _clock) = app_with_sessions("ui-fallback-font", no_dialog());
+    let mut harness = harness(app);
+    harness.run();
+    assert!(!has_emoji(&harness, FontFamily::Proportional));
+
+    fonts::install(&harness.ctx, &found);
+    harness.run();
+    // The harness panics on a glyph that no font has, so the id is sent only now.
+    let engine = &harness.state().runtime().unwrap().engine;
+    engine
+        .try_send(Command::Touch(activity("user-😀")))
+        .unwrap();
+    step_until(&mut harness, "the emoji session", |app| {
+        app.rows().len() == 4
+    });
+
+    let families = harness
+        .ctx
+        .fonts(|fonts| fonts.definitions().families.clone());
+    let builtin = FontDefinitions::default().families;
+    for family in [FontFamily::Proportional, FontFamily::Monospace] {
+        let (last, first) = families[&family].split_last().unwrap();
+        assert_eq!(last, &fallback, "{family:?} ends with the fallback");
+        assert_eq!(
+            first, builtin[&family],
+            "{family:?} starts with the built-in fonts"
+        );
+        assert!(
+            has_emoji(&harness, family.clone()),
+            "{family:?} draws the emoji"
+        );
+    }
+    assert!(harness.query_by_label("user-😀").is_some());
+}
+
+#[test]
+fn no_fallback_keeps_builtin_fonts() {
+    let folder = tempfile::tempdir().unwrap();
+    let found = FallbackFonts::search_folders(&[folder.path()], EMOJI);
+    assert!(found.fonts().is_empty());
+
+    let (app, _clock) = app_with_sessions("ui-no-fallback-font", no_dialog());
+    let mut harness = harness(app);
+    harness.run();
+    fonts::install(&harness.ctx, &found);
+    harness.run();
+
+    let definitions = harness.ctx.fonts(|fonts| fonts.definitions().clone());
+    assert_eq!(definitions.families, FontDefinitions::default().families);
+    assert!(harness.query_by_label("user-a").is_some());
 }

@@ -7,6 +7,7 @@
 //! countdown and the ages.
 
 mod export_flow;
+pub mod fonts;
 mod format;
 mod log_panel;
 mod rows;
@@ -361,11 +362,15 @@ pub fn run(
             viewport
         }
     };
-    // TODO: only egui's built-in fonts are loaded, which cover Latin, Greek and Cyrillic,
-    // so ids in other scripts (Arabic, CJK, Devanagari) show as boxes in the window.
+    // egui's built-in fonts cover Latin, Greek and Cyrillic. System fonts for other
+    // scripts are searched for while the window is created, and added as fallbacks.
+    let font_search = fonts::FontSearch::start();
     let options = eframe::NativeOptions {
         viewport,
         renderer: eframe::Renderer::Glow,
+        // The fallbacks are installed below. eframe's own fallback, without its
+        // `system_fonts` feature, only logs a hint to enable that feature.
+        system_font_fallback: false,
         ..eframe::NativeOptions::default()
     };
 
@@ -377,6 +382,7 @@ pub fn run(
         options,
         Box::new(move |creation| {
             context.set(creation.egui_ctx.clone()).ok();
+            fonts::install(&creation.egui_ctx, &font_search.finish());
             let runtime = handed_over
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
