@@ -31,7 +31,7 @@
 //! hash keeps shortened ids unique per key, and a key gets the same id in every run.
 
 use std::fmt::{self, Write as _};
-use std::hash::Hasher;
+use std::hash::{BuildHasher, Hasher};
 
 use chrono::{DateTime, Utc};
 use memchr::{memchr, memchr2};
@@ -63,6 +63,65 @@ impl AccessLogLine<'_> {
     /// Builds the session id for this line's client address and user agent.
     pub fn session_id(&self) -> SessionId {
         session_id(self.client, self.user_agent)
+    }
+
+    /// Returns the session id for this line's client address and user agent, the same
+    /// as [`AccessLogLine::session_id`], reusing one from `ids` when it has it.
+    pub fn cached_session_id(&self, ids: &mut IdCache) -> SessionId {
+        ids.session_id(self.client, self.user_agent)
+    }
+}
+
+/// Session ids built recently, so the lines of a client seen recently share one id
+/// instead of each validating and allocating its own. Owned by one replay.
+///
+/// Each id has one place, picked by the hash of its text; a newer id with the same
+/// place replaces it. Lookups compare the text, so a replaced or colliding id costs a
+/// rebuild, never a wrong id.
+#[derive(Debug)]
+pub struct IdCache {
+    places: Vec<Option<SessionId>>,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl IdCache {
+    /// Places in the cache: a few thousand clients at once, at most 4,096 ids kept.
+    const PLACES: usize = 4096;
+
+    /// Creates an empty cache.
+    pub fn new() -> Self {
+        IdCache {
+            places: vec![None; Self::PLACES],
+            hasher: hashbrown::DefaultHashBuilder::default(),
+        }
+    }
+
+    /// Returns the session id for a client address and user agent, as [`session_id`]
+    /// builds it.
+    pub fn session_id(&mut self, client: &[u8], user_agent: Option<&[u8]>) -> SessionId {
+        let mut text = [0u8; SessionId::MAX_LEN];
+        let Some(key) = join_key(client, user_agent, &mut text) else {
+            return shortened_session_id(client, user_agent);
+        };
+        let place = self.hasher.hash_one(key) as usize % Self::PLACES;
+        if let Some(id) = &self.places[place]
+            && id.as_str().as_bytes() == key
+        {
+            return id.clone();
+        }
+        match SessionId::from_bytes(key) {
+            Ok(id) => {
+                self.places[place] = Some(id.clone());
+                id
+            }
+            Err(_) => shortened_session_id(client, user_agent),
+        }
+    }
+}
+
+impl Default for IdCache {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -574,18 +633,28 @@ pub fn session_id(client: &[u8], user_agent: Option<&[u8]>) -> SessionId {
 }
 
 fn plain_session_id(client: &[u8], user_agent: Option<&[u8]>) -> Option<SessionId> {
+    // Joined on the stack: the id's own allocation is then the only one.
+    let mut text = [0u8; SessionId::MAX_LEN];
+    SessionId::from_bytes(join_key(client, user_agent, &mut text)?).ok()
+}
+
+/// Writes the client address and user agent, joined by a space, into `text` and returns
+/// them, or returns `None` when they are too long for a plain id.
+fn join_key<'t>(
+    client: &[u8],
+    user_agent: Option<&[u8]>,
+    text: &'t mut [u8; SessionId::MAX_LEN],
+) -> Option<&'t [u8]> {
     let length = client.len() + user_agent.map_or(0, |agent| agent.len() + 1);
     if length > SessionId::MAX_LEN {
         return None;
     }
-    // Joined on the stack: the id's own allocation is then the only one.
-    let mut text = [0u8; SessionId::MAX_LEN];
     text[..client.len()].copy_from_slice(client);
     if let Some(agent) = user_agent {
         text[client.len()] = b' ';
         text[client.len() + 1..length].copy_from_slice(agent);
     }
-    SessionId::from_bytes(&text[..length]).ok()
+    Some(&text[..length])
 }
 
 fn shortened_session_id(client: &[u8], user_agent: Option<&[u8]>) -> SessionId {
@@ -1026,6 +1095,36 @@ mod tests {
         };
         assert!(text.starts_with("\\u{1b}[31m"), "{text}");
         assert!(text.chars().count() <= SNIPPET_CHARS + 10, "{text}");
+    }
+
+    #[test]
+    fn cached_ids_match_built_ids() {
+        let mut ids = IdCache::new();
+        let agents = [
+            None,
+            Some(&b"Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"[..]),
+            Some(&b"bad\x07agent"[..]),
+            Some(&[b'a'; 300][..]),
+            Some(&b"\xff\xfe not utf-8"[..]),
+        ];
+        let mut rng = fastrand::Rng::with_seed(7);
+        // More clients than the cache has places, so ids are replaced and looked up again.
+        for _ in 0..40_000 {
+            let client = format!("10.0.{}.{}", rng.u8(0..40), rng.u8(..));
+            let agent = agents[rng.usize(..agents.len())];
+            let cached = ids.session_id(client.as_bytes(), agent);
+            assert_eq!(cached, session_id(client.as_bytes(), agent));
+        }
+    }
+
+    #[test]
+    fn cached_id_is_shared() {
+        let mut ids = IdCache::new();
+        let agent = Some(&b"Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"[..]);
+        let first = ids.session_id(b"10.0.0.1", agent);
+        let second = ids.session_id(b"10.0.0.1", agent);
+        assert_eq!(first, second);
+        assert_eq!(first.as_str().as_ptr(), second.as_str().as_ptr());
     }
 
     #[test]

@@ -71,7 +71,7 @@ use crossbeam_channel::Sender;
 use self::line_reader::{LineReader, ReadLine};
 use self::opening::{Opening, StartScan};
 use self::skips::{SkipLog, SkipReason};
-use super::access_log::parse_line;
+use super::access_log::{IdCache, parse_line};
 use super::time_jumps::{CONFIRMING_LINES, Decision, Evidence, JumpFilter};
 use super::{RunningSource, SourceContext, SourceStats};
 use crate::count::counted;
@@ -218,6 +218,7 @@ pub enum ReplayError {
 pub struct ReplayPlan {
     options: ReplayOptions,
     reader: LineReader<File>,
+    ids: IdCache,
     origin: DateTime<Utc>,
     clock: SharedClock,
     /// The clock at [`Speed::Factor`], which the replay starts when it sends its first
@@ -249,11 +250,18 @@ impl ReplayPlan {
             source,
         })?;
         let mut reader = LineReader::new(file);
+        let mut ids = IdCache::new();
         let mut skips = SkipLog::default();
         let mut queued_notices = Vec::new();
 
         let window = TimeDelta::from_std(options.reorder_window).unwrap_or(TimeDelta::MAX);
-        let scan = StartScan::new(&mut reader, &options.path, &mut skips, &mut queued_notices);
+        let scan = StartScan::new(
+            &mut reader,
+            &mut ids,
+            &options.path,
+            &mut skips,
+            &mut queued_notices,
+        );
         let Opening { lines, origin } = scan.read_opening(window)?;
         let first_time = lines.first().map_or(origin, |line| line.time);
         // A paced replay starts at the first line rather than at the origin, so the
@@ -270,6 +278,7 @@ impl ReplayPlan {
         Ok(ReplayPlan {
             options,
             reader,
+            ids,
             origin,
             clock,
             pacer,
@@ -338,13 +347,18 @@ fn clock_limit(origin: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Parses line number `number` and checks that its time is in [`YEARS`].
-fn parse_pending(line: &[u8], number: u64) -> Result<PendingLine, SkipReason> {
+/// Parses line number `number` and checks that its time is in [`YEARS`]. Takes the
+/// session id from `ids` when it has it.
+fn parse_pending(line: &[u8], number: u64, ids: &mut IdCache) -> Result<PendingLine, SkipReason> {
     let line = parse_line(line).map_err(SkipReason::Invalid)?;
     if !YEARS.contains(&line.time.naive_utc().year()) {
         return Err(SkipReason::OutsideYears);
     }
-    Ok(PendingLine::new(line.time, number, line.session_id()))
+    Ok(PendingLine::new(
+        line.time,
+        number,
+        line.cached_session_id(ids),
+    ))
 }
 
 /// A valid line waiting in the reorder buffer.
@@ -402,6 +416,7 @@ struct Replayer {
     /// The clock at [`Speed::Factor`].
     pacer: Option<Arc<ScaledClock>>,
     reader: LineReader<File>,
+    ids: IdCache,
     buffer: BinaryHeap<Reverse<PendingLine>>,
     /// Latest time of any line put in the reorder buffer.
     latest_read: DateTime<Utc>,
@@ -436,6 +451,7 @@ impl Replayer {
         let ReplayPlan {
             options,
             reader,
+            ids,
             origin,
             pacer,
             opening,
@@ -455,6 +471,7 @@ impl Replayer {
             clock_limit: clock_limit(origin),
             pacer,
             reader,
+            ids,
             buffer: BinaryHeap::new(),
             latest_read: first_time,
             earliest_read: first_time,
@@ -529,7 +546,7 @@ impl Replayer {
 
             let parsed = match read {
                 ReadLine::TooLong => Err(SkipReason::TooLong),
-                ReadLine::Complete => parse_pending(self.reader.line(), number),
+                ReadLine::Complete => parse_pending(self.reader.line(), number, &mut self.ids),
             };
             match parsed {
                 Ok(line) => self.filter(line)?,

@@ -12,6 +12,7 @@ use super::{
     PendingLine, ReplayError, YEARS, clock_limit, clock_origin, max_time_jump, parse_pending,
 };
 use crate::count::counted;
+use crate::sources::access_log::IdCache;
 use crate::sources::time_jumps::{OPENING_LINES, OpeningEra};
 
 /// Bytes read at start-up while looking for the first valid line, before giving up.
@@ -35,6 +36,7 @@ pub(super) struct Opening {
 /// Reading at start-up, before the replay thread runs.
 pub(super) struct StartScan<'a> {
     reader: &'a mut LineReader<File>,
+    ids: &'a mut IdCache,
     path: &'a Path,
     skips: &'a mut SkipLog,
     notices: &'a mut Vec<String>,
@@ -51,12 +53,14 @@ impl<'a> StartScan<'a> {
     /// `notices`.
     pub(super) fn new(
         reader: &'a mut LineReader<File>,
+        ids: &'a mut IdCache,
         path: &'a Path,
         skips: &'a mut SkipLog,
         notices: &'a mut Vec<String>,
     ) -> Self {
         StartScan {
             reader,
+            ids,
             path,
             skips,
             notices,
@@ -138,10 +142,12 @@ impl<'a> StartScan<'a> {
                     return Ok(None);
                 }
                 Some(ReadLine::TooLong) => SkipReason::TooLong,
-                Some(ReadLine::Complete) => match parse_pending(self.reader.line(), number) {
-                    Ok(line) => return Ok(Some(line)),
-                    Err(reason) => reason,
-                },
+                Some(ReadLine::Complete) => {
+                    match parse_pending(self.reader.line(), number, self.ids) {
+                        Ok(line) => return Ok(Some(line)),
+                        Err(reason) => reason,
+                    }
+                }
             };
             self.outside_years |= matches!(reason, SkipReason::OutsideYears);
             self.first_rejection
