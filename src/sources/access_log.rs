@@ -66,7 +66,7 @@ impl AccessLogLine<'_> {
     }
 
     /// Returns the session id for this line's client address and user agent, the same
-    /// as [`AccessLogLine::session_id`], reusing one from `ids` when it has it.
+    /// as [`AccessLogLine::session_id`], reusing the one in `ids` if it contains it.
     pub fn cached_session_id(&self, ids: &mut IdCache) -> SessionId {
         ids.session_id(self.client, self.user_agent)
     }
@@ -75,9 +75,9 @@ impl AccessLogLine<'_> {
 /// Session ids built recently, so the lines of a client seen recently share one id
 /// instead of each validating and allocating its own. Owned by one replay.
 ///
-/// Each id has one place, picked by the hash of its text; a newer id with the same
-/// place replaces it. Lookups compare the text, so a replaced or colliding id costs a
-/// rebuild, never a wrong id.
+/// Each id has one place, picked by the hash of its text. A newer id with the same place
+/// replaces it. Lookups compare the text, so a replaced or colliding id costs a rebuild,
+/// never a wrong id.
 #[derive(Debug)]
 pub struct IdCache {
     places: Vec<Option<SessionId>>,
@@ -85,7 +85,7 @@ pub struct IdCache {
 }
 
 impl IdCache {
-    /// Places in the cache: a few thousand clients at once, at most 4,096 ids kept.
+    /// Number of places, so the cache keeps at most 4,096 ids.
     const PLACES: usize = 4096;
 
     /// Creates an empty cache.
