@@ -12,8 +12,8 @@ use session_monitor::ui::{self, WindowError};
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    // Without RUST_LOG, rfd stays quiet: where no file dialog exists it logs three error
-    // lines on every export, and the window already says so and asks for a path.
+    // Without RUST_LOG, rfd is silenced. Where no file dialog exists it logs three error
+    // lines on every export, and the window already reports that and offers a typed path.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,rfd=off"))
         .init();
 

@@ -191,7 +191,7 @@ pub enum Event {
         /// Description of the failure.
         message: String,
     },
-    /// A sweep ended part way because the engine was shutting down; the stale sessions
+    /// A sweep ended part way because the engine was shutting down. The stale sessions
     /// it had not reached stay in the map.
     SweepStopped {
         /// Cause of the sweep.

@@ -76,7 +76,7 @@ impl SessionId {
         }
         // Control characters are U+0000 to U+001F, U+007F, and U+0080 to U+009F, which
         // UTF-8 encodes as 0xC2 and a second byte. One pass over the bytes, without
-        // decoding, clears most ids; only those with a suspect byte are decoded.
+        // decoding, clears most ids. Only ids with a suspect byte are decoded.
         let suspect = text.bytes().fold(false, |found, byte| {
             found | (byte < 0x20) | (byte == 0x7f) | (byte == 0xc2)
         });

@@ -457,7 +457,7 @@ impl SessionStore {
         let slots = std::mem::take(&mut self.changed);
         let mut sessions = Vec::with_capacity(slots.len());
         for (index, &slot) in slots.iter().enumerate() {
-            // The nodes are spread over the slab: each is asked for a few slots ahead.
+            // The nodes are spread over the slab, so each is requested a few slots ahead.
             if let Some(node) = slots
                 .get(index + CHANGED_PREFETCH_DISTANCE)
                 .and_then(|&ahead| self.nodes.get(ahead as usize))

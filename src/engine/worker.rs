@@ -278,8 +278,8 @@ impl Worker {
         }
     }
 
-    /// Applies one report. `now` is the clock's reading to use for it, read here when
-    /// `None`; a report with its own time may move the clock, so it is read again.
+    /// Applies one report. `now` is the clock reading to use for it, read here when it is
+    /// `None`. A report with its own time may move the clock, so the clock is read again.
     fn apply_activity(&mut self, activity: Activity, now: &mut Option<MonoTime>) {
         if let Some(at) = activity.at {
             if self.clock.follows_activity() {
