@@ -225,7 +225,7 @@ fn fixture_notices_and_counters() {
     let summary = info[0];
     assert!(summary.starts_with("finished replaying "), "{summary}");
     assert!(
-        summary.contains(": 19 lines read, 16 reports sent, 3 lines skipped, "),
+        summary.contains(": 19 lines read, 16 reports sent, 3 lines skipped (3 invalid), "),
         "{summary}"
     );
     assert!(
@@ -340,7 +340,10 @@ fn outlier_times_are_skipped_and_real_gaps_kept() {
     assert_eq!(outcome.rejected, 2);
     let summary = outcome.notices(Level::Info)[0];
     assert!(
-        summary.contains("10 lines read, 8 reports sent, 2 lines skipped"),
+        summary.contains(
+            "10 lines read, 8 reports sent, \
+             2 lines skipped (1 time outlier, 1 beyond the clock's range), "
+        ),
         "{summary}"
     );
     assert!(

@@ -815,13 +815,14 @@ impl Replayer {
             .to_std()
             .unwrap_or(Duration::ZERO);
         format!(
-            "finished replaying {}: {} read, {} sent, {} skipped, \
+            "finished replaying {}: {} read, {} sent, {} skipped{}, \
              {} out of order by more than the {} reorder window, \
              {}, log time {} to {} ({})",
             self.options.path.display(),
             counted(self.reader.line_number(), "line"),
             counted(self.reports_sent, "report"),
             counted(self.skips.total, "line"),
+            self.skips.breakdown(),
             counted(self.late_lines, "line"),
             format_duration(self.options.reorder_window),
             counted(self.time_jumps, "time jump"),

@@ -107,10 +107,39 @@ impl fmt::Display for SkipReason {
     }
 }
 
+impl SkipReason {
+    /// Returns the index of the reason's kind in [`SKIP_KINDS`].
+    fn kind(&self) -> usize {
+        match self {
+            SkipReason::Invalid(_) => 0,
+            SkipReason::TooLong => 1,
+            SkipReason::OutsideYears => 2,
+            SkipReason::OpeningOutlier { .. }
+            | SkipReason::TimeOutlier { .. }
+            | SkipReason::AheadOfLog { .. } => 3,
+            SkipReason::BehindClock { .. } => 4,
+            SkipReason::BeyondClock(_) => 5,
+        }
+    }
+}
+
+/// Kinds of skipped lines that the closing summary counts apart, as written after a
+/// count of one and after a larger count.
+const SKIP_KINDS: [(&str, &str); 6] = [
+    ("invalid", "invalid"),
+    ("too long", "too long"),
+    ("outside years 1 to 9999", "outside years 1 to 9999"),
+    ("time outlier", "time outliers"),
+    ("behind the clock", "behind the clock"),
+    ("beyond the clock's range", "beyond the clock's range"),
+];
+
 /// Counts skipped lines and decides which of them get a notice of their own.
 #[derive(Debug, Default)]
 pub(super) struct SkipLog {
     pub(super) total: u64,
+    /// Skipped lines by kind, indexed as [`SKIP_KINDS`].
+    by_kind: [u64; SKIP_KINDS.len()],
     /// Skipped lines since the last notice, after the detailed ones.
     unreported: u64,
     unreported_first_line: u64,
@@ -121,6 +150,7 @@ impl SkipLog {
     /// Counts a skipped line and returns the notice to send for it, if any.
     pub(super) fn record(&mut self, line: u64, reason: &SkipReason) -> Option<String> {
         self.total += 1;
+        self.by_kind[reason.kind()] += 1;
         self.last_line = line;
         if self.total < DETAILED_SKIP_NOTICES {
             return Some(format!("line {line} skipped: {reason}"));
@@ -151,6 +181,24 @@ impl SkipLog {
         let summary = self.summary();
         self.unreported = 0;
         Some(summary)
+    }
+
+    /// Returns the skipped lines by kind, such as " (2 invalid, 1 too long)", or nothing
+    /// when no line was skipped.
+    pub(super) fn breakdown(&self) -> String {
+        let kinds: Vec<String> = SKIP_KINDS
+            .iter()
+            .zip(self.by_kind)
+            .filter(|&(_, count)| count > 0)
+            .map(|(&(one, many), count)| match count {
+                1 => format!("1 {one}"),
+                _ => format!("{count} {many}"),
+            })
+            .collect();
+        match kinds.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", kinds.join(", ")),
+        }
     }
 
     fn summary(&self) -> String {
