@@ -216,6 +216,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn breakdown_counts_each_kind() {
+        let mut log = SkipLog::default();
+        assert_eq!(log.breakdown(), "");
+
+        let time = DateTime::<Utc>::UNIX_EPOCH;
+        let outlier = SkipReason::TimeOutlier {
+            time,
+            previous: time,
+        };
+        log.record(1, &outlier);
+        log.record(2, &SkipReason::Invalid(access_log::ParseError::Empty));
+        log.record(3, &outlier);
+        assert_eq!(log.breakdown(), " (1 invalid, 2 time outliers)");
+    }
+
+    #[test]
     fn skip_log_details_then_summaries() {
         let mut log = SkipLog::default();
         let reason = SkipReason::Invalid(access_log::ParseError::Empty);
