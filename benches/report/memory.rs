@@ -13,7 +13,7 @@ use session_monitor::engine::event::{Command, Event, Update};
 use session_monitor::engine::query::{Query, Reply};
 use session_monitor::engine::session::{Session, SessionId};
 use session_monitor::engine::{Engine, EngineConfig, no_waker};
-use session_monitor::ui::SessionRows;
+use session_monitor::ui::{DrainPacer, SessionRows};
 
 use crate::channel::{send, sync};
 use crate::workload::{IDLE_TIMEOUT, PlainSession, keys};
@@ -23,7 +23,8 @@ const SESSIONS: usize = 1_000_000;
 const MASS_SESSIONS: usize = 2_000_000;
 const BATCH: usize = 256;
 
-/// Time the emulated window spends applying updates per frame, as the app does.
+/// Time spent applying updates at a time while the sessions are created, before any
+/// frame is timed.
 const DRAIN_BUDGET: Duration = Duration::from_millis(8);
 const FRAME: Duration = Duration::from_millis(16);
 
@@ -211,25 +212,27 @@ pub fn compare_mass_sweep() -> Vec<Comparison> {
     ]
 }
 
-/// Applies updates as the window does, with [`DRAIN_BUDGET`] per frame and the sort of
-/// the table after it, until the sweep finishes and the rows are empty.
+/// Applies updates as the window does, paced by a [`DrainPacer`] per frame and followed
+/// by the sort of the table, until the sweep finishes and the rows are empty.
 fn emulate_window(updates: &Receiver<Update>, rows: &mut SessionRows) -> WindowLoad {
     let mut load = WindowLoad::default();
+    let mut pacer = DrainPacer::default();
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline && !(load.finished && rows.is_empty()) {
         let frame = Instant::now();
-        while frame.elapsed() < DRAIN_BUDGET {
-            let Ok(update) = updates.try_recv() else {
-                break;
-            };
-            load.snapshots += usize::from(update.snapshot.is_some());
-            let finished = update
-                .records
-                .iter()
-                .any(|record| matches!(record.event, Event::SweepFinished { .. }));
-            load.finished |= finished;
-            rows.apply(&update);
-        }
+        pacer.drain(
+            rows.refresh_cost(),
+            || updates.try_recv().ok(),
+            |update| {
+                load.snapshots += usize::from(update.snapshot.is_some());
+                let finished = update
+                    .records
+                    .iter()
+                    .any(|record| matches!(record.event, Event::SweepFinished { .. }));
+                load.finished |= finished;
+                rows.apply(&update);
+            },
+        );
         rows.sorted();
         load.longest_frame = load.longest_frame.max(frame.elapsed());
         thread::sleep(FRAME.saturating_sub(frame.elapsed()));

@@ -10,6 +10,7 @@ mod export_flow;
 pub mod fonts;
 mod format;
 mod log_panel;
+pub mod pacing;
 mod rows;
 mod sessions_table;
 mod status_panel;
@@ -22,6 +23,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 pub use self::export_flow::{ExportFlow, PathPicker, system_picker};
 pub use self::log_panel::{LogView, log_panel_ui};
+pub use self::pacing::DrainPacer;
 pub use self::rows::{Column, SessionRows};
 use self::status_panel::{SettingsForm, SourceSummary, StatusAction, StatusView};
 use crate::engine::Waker;
@@ -31,9 +33,6 @@ use crate::export;
 use crate::log_book::{DEFAULT_MAX_RECORDS, LogBook};
 use crate::runtime::Runtime;
 
-/// Time per frame spent applying engine updates; the rest waits for the next frame.
-const DRAIN_BUDGET: Duration = Duration::from_millis(8);
-
 /// The Session Monitor window.
 pub struct MonitorApp {
     runtime: Option<Runtime>,
@@ -42,6 +41,7 @@ pub struct MonitorApp {
     updates: Receiver<Update>,
     status: Option<Status>,
     rows: SessionRows,
+    pacer: DrainPacer,
     log: LogBook,
     log_view: LogView,
     settings: SettingsForm,
@@ -64,6 +64,7 @@ impl MonitorApp {
             runtime: Some(runtime),
             status: None,
             rows: SessionRows::default(),
+            pacer: DrainPacer::default(),
             log: LogBook::new(DEFAULT_MAX_RECORDS),
             log_view: LogView::default(),
             settings: SettingsForm::default(),
@@ -100,16 +101,17 @@ impl MonitorApp {
         self.runtime.as_ref()
     }
 
-    /// Applies engine updates until none is waiting or the frame's budget is spent.
+    /// Applies the engine updates that fit this frame, as [`DrainPacer`] decides.
     /// Returns whether updates are still waiting.
     pub fn drain_updates(&mut self) -> bool {
-        let started = Instant::now();
-        while started.elapsed() < DRAIN_BUDGET {
-            match self.updates.try_recv() {
-                Ok(update) => self.apply(update),
-                Err(_) => return false,
-            }
-        }
+        let updates = self.updates.clone();
+        let mut pacer = std::mem::take(&mut self.pacer);
+        pacer.drain(
+            self.rows.refresh_cost(),
+            || updates.try_recv().ok(),
+            |update| self.apply(update),
+        );
+        self.pacer = pacer;
         !self.updates.is_empty()
     }
 

@@ -12,7 +12,7 @@
 
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
@@ -128,6 +128,8 @@ pub struct SessionRows {
     resort: bool,
     sort_column: Column,
     ascending: bool,
+    /// Time the latest update of the orders took, when it had anything to do.
+    refresh_cost: Duration,
 }
 
 impl Default for SessionRows {
@@ -145,6 +147,7 @@ impl Default for SessionRows {
             outdated: Vec::new(),
             outdated_slots: Vec::new(),
             resort: false,
+            refresh_cost: Duration::ZERO,
             sort_column: Column::TimeLeft,
             ascending: true,
         }
@@ -345,13 +348,25 @@ impl SessionRows {
         }
     }
 
-    /// Brings both orders up to date: drops removed and changed rows from them, sorts
-    /// the changed rows and merges them in. Sorts the display order in full after the
-    /// sort column changed.
+    /// Returns the time the latest update of the orders took when it had anything to
+    /// do: about what the next one costs after as many changes.
+    pub fn refresh_cost(&self) -> Duration {
+        self.refresh_cost
+    }
+
+    /// Brings both orders up to date, if anything changed, and times it.
     fn refresh(&mut self) {
         if self.outdated_slots.is_empty() && !self.resort {
             return;
         }
+        let started = Instant::now();
+        self.update_orders();
+        self.refresh_cost = started.elapsed();
+    }
+
+    /// Drops removed and changed rows from both orders, sorts the changed rows and
+    /// merges them in. Sorts the display order in full after the sort column changed.
+    fn update_orders(&mut self) {
         let mut changed = std::mem::take(&mut self.dirty);
         changed.sort_unstable();
         changed.dedup();
