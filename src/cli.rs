@@ -96,7 +96,7 @@ pub struct Options {
     pub duration: Option<Duration>,
 
     /// Write the log to PATH on exit; the extension picks the format: .txt, .csv or .jsonl
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = parse_export_path)]
     pub export_log: Option<PathBuf>,
 
     /// Also print each session created and removed (headless only)
@@ -135,6 +135,14 @@ impl Options {
             (None, false) => DEFAULT_SWEEP_INTERVAL,
         }
     }
+}
+
+/// Checks an exit export's path at start-up, so a run's log is not lost at exit to a
+/// wrong extension or a missing folder.
+fn parse_export_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    crate::export::check_path(&path).map_err(|error| error.to_string())?;
+    Ok(path)
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {

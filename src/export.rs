@@ -68,6 +68,9 @@ pub enum ExportError {
         /// Its extension, lower-cased.
         extension: String,
     },
+    /// The path is empty.
+    #[error("cannot export: the path is empty; give a file name such as log.csv")]
+    EmptyPath,
     /// The path names something other than a regular file, such as a device, a folder
     /// or a pipe, which an export must not replace.
     #[error(
@@ -106,6 +109,70 @@ pub struct ExportSummary {
 /// name a device, a folder or a pipe are rejected. A replaced file keeps its
 /// permissions; a new one gets the usual `0o666` less the process umask.
 pub fn write_log(path: &Path, log: &LogSnapshot) -> Result<ExportSummary, ExportError> {
+    let Target {
+        format,
+        existing,
+        target,
+    } = check_target(path)?;
+    let io_error = |io_error| ExportError::Io {
+        path: path.to_owned(),
+        io_error,
+    };
+    let folder = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file_name = target.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!(".{file_name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    if let Some(permissions) = new_file_permissions() {
+        builder.permissions(permissions);
+    }
+    let temporary = builder.tempfile_in(folder).map_err(io_error)?;
+    // A replaced file keeps its mode; a new one got `0o666` less the umask at creation.
+    if let Some(existing) = existing {
+        fs::set_permissions(temporary.path(), existing.permissions()).map_err(io_error)?;
+    }
+
+    let mut writer = BufWriter::new(temporary);
+    let lines = write_records(&mut writer, format, log).map_err(io_error)?;
+    let temporary = writer
+        .into_inner()
+        .map_err(|error| io_error(error.into_error()))?;
+    temporary.as_file().sync_all().map_err(io_error)?;
+    temporary
+        .persist(&target)
+        .map_err(|error| io_error(error.error))?;
+
+    Ok(ExportSummary {
+        path: path.to_owned(),
+        format,
+        lines,
+    })
+}
+
+/// Where an export goes, as [`check_target`] found it.
+struct Target {
+    format: ExportFormat,
+    /// The file the export replaces, if one exists.
+    existing: Option<fs::Metadata>,
+    /// The path to write: the link's target when the path is a symbolic link.
+    target: PathBuf,
+}
+
+/// Checks that an export to `path` can be attempted, without writing anything: the
+/// extension names a format, the path is a file name and not a device, a folder or a
+/// pipe, and its folder exists. Returns the format. Writing can still fail, for example
+/// on a full disk or a read-only folder.
+pub fn check_path(path: &Path) -> Result<ExportFormat, ExportError> {
+    check_target(path).map(|target| target.format)
+}
+
+fn check_target(path: &Path) -> Result<Target, ExportError> {
+    if path.as_os_str().is_empty() {
+        return Err(ExportError::EmptyPath);
+    }
     let format = ExportFormat::from_path(path)?;
     let io_error = |io_error| ExportError::Io {
         path: path.to_owned(),
@@ -141,33 +208,10 @@ pub fn write_log(path: &Path, log: &LogSnapshot) -> Result<ExportSummary, Export
         let missing = io::Error::new(io::ErrorKind::NotFound, "the folder does not exist");
         return Err(io_error(missing));
     }
-    let file_name = target.file_name().unwrap_or_default().to_string_lossy();
-    let prefix = format!(".{file_name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    if let Some(permissions) = new_file_permissions() {
-        builder.permissions(permissions);
-    }
-    let temporary = builder.tempfile_in(folder).map_err(io_error)?;
-    // A replaced file keeps its mode; a new one got `0o666` less the umask at creation.
-    if let Some(existing) = existing {
-        fs::set_permissions(temporary.path(), existing.permissions()).map_err(io_error)?;
-    }
-
-    let mut writer = BufWriter::new(temporary);
-    let lines = write_records(&mut writer, format, log).map_err(io_error)?;
-    let temporary = writer
-        .into_inner()
-        .map_err(|error| io_error(error.into_error()))?;
-    temporary.as_file().sync_all().map_err(io_error)?;
-    temporary
-        .persist(&target)
-        .map_err(|error| io_error(error.error))?;
-
-    Ok(ExportSummary {
-        path: path.to_owned(),
+    Ok(Target {
         format,
-        lines,
+        existing,
+        target,
     })
 }
 

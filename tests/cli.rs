@@ -195,6 +195,28 @@ fn reorder_window_over_a_day_rejected() {
 }
 
 #[test]
+fn bad_export_paths_rejected_at_start() {
+    let folder = tempfile::tempdir().unwrap();
+    let missing = folder.path().join("no-such-folder").join("log.csv");
+    let unsupported = folder.path().join("log.pdf");
+    let cases = [
+        (missing.to_str().unwrap(), "the folder does not exist"),
+        (unsupported.to_str().unwrap(), "unsupported extension .pdf"),
+        (folder.path().to_str().unwrap(), "it is not a regular file"),
+        ("", "the path is empty"),
+    ];
+    for (path, reason) in cases {
+        // A long duration: the check must end the run before any of it passes.
+        let output = run(&["--headless", "--duration", "1h", "--export-log", path]);
+        assert_eq!(output.status.code(), Some(2), "{path}");
+        let message = stderr(&output);
+        assert!(message.contains("for '--export-log <PATH>'"), "{message}");
+        assert!(message.contains(reason), "{message}");
+        assert!(stdout(&output).is_empty(), "{path}: the program ran");
+    }
+}
+
+#[test]
 fn help_states_defaults() {
     let output = run(&["--help"]);
     let help = stdout(&output);

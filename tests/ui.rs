@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -34,6 +34,12 @@ fn activity(id: &str) -> Activity {
 
 /// Starts an engine on a manual clock with three sessions, and an app over it.
 fn app_with_sessions(name: &str, picker: PathPicker) -> (MonitorApp, ManualClock) {
+    let (runtime, clock) = runtime_with_sessions(name);
+    (MonitorApp::new(runtime, picker, None), clock)
+}
+
+/// Starts an engine on a manual clock with three sessions, and a source beside it.
+fn runtime_with_sessions(name: &str) -> (Runtime, ManualClock) {
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 2, 10, 0, 0).unwrap());
     let shared: SharedClock = Arc::new(clock.clone());
     let config = EngineConfig {
@@ -60,7 +66,7 @@ fn app_with_sessions(name: &str, picker: PathPicker) -> (MonitorApp, ManualClock
         updates,
         sources: vec![source],
     };
-    (MonitorApp::new(runtime, picker, None), clock)
+    (runtime, clock)
 }
 
 fn harness(app: MonitorApp) -> Harness<'static, MonitorApp> {
@@ -277,6 +283,38 @@ fn export_without_dialog_takes_typed_path() {
     assert!(written.contains("Scheduler started: stale session cleanup every 5m"));
     assert!(written.contains("session_created,user-b,"));
     assert!(log_contains(harness.state(), "(CSV)"));
+}
+
+#[test]
+fn failed_exit_export_is_reported() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("exit.csv");
+    let (runtime, _clock) = runtime_with_sessions("ui-exit-export");
+    let reported = Arc::new(OnceLock::new());
+    let mut app = MonitorApp::new(runtime, no_dialog(), Some(path.clone()))
+        .exit_export_error(reported.clone());
+    // The folder was there at start and is gone at exit.
+    drop(folder);
+    app.shutdown();
+
+    let error = reported.get().expect("the failed export is reported");
+    assert!(error.contains(&path.display().to_string()), "{error}");
+    assert!(error.contains("the folder does not exist"), "{error}");
+}
+
+#[test]
+fn exit_export_writes_the_log() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("exit.csv");
+    let (runtime, _clock) = runtime_with_sessions("ui-exit-export-ok");
+    let reported = Arc::new(OnceLock::new());
+    let mut app = MonitorApp::new(runtime, no_dialog(), Some(path.clone()))
+        .exit_export_error(reported.clone());
+    app.shutdown();
+
+    assert!(reported.get().is_none());
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.contains("Scheduler stopped"));
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct MonitorApp {
     sources: Vec<SourceSummary>,
     last_error: Option<String>,
     export_on_exit: Option<PathBuf>,
+    /// Receives the error of the export at exit, if it fails.
+    exit_export_error: Arc<OnceLock<String>>,
     close_at: Option<Instant>,
 }
 
@@ -71,6 +73,7 @@ impl MonitorApp {
             export: ExportFlow::new(picker),
             last_error: None,
             export_on_exit,
+            exit_export_error: Arc::default(),
             close_at: None,
         }
     }
@@ -78,6 +81,13 @@ impl MonitorApp {
     /// Closes the window `duration` after now.
     pub fn close_after(mut self, duration: Option<Duration>) -> Self {
         self.close_at = duration.map(|duration| Instant::now() + duration);
+        self
+    }
+
+    /// Sets where the error of a failed export at exit goes, for the caller to read after
+    /// the window closed.
+    pub fn exit_export_error(mut self, error: Arc<OnceLock<String>>) -> Self {
+        self.exit_export_error = error;
         self
     }
 
@@ -287,7 +297,10 @@ impl MonitorApp {
                 summary.path.display(),
                 summary.format
             ),
-            Err(error) => log::error!("{error}"),
+            // The caller of the window reports it, and exits with a failure code.
+            Err(error) => {
+                self.exit_export_error.set(error.to_string()).ok();
+            }
         }
     }
 }
@@ -335,6 +348,9 @@ pub enum WindowError {
     /// The window ran and then failed.
     #[error("the window failed: {0}")]
     Failed(eframe::Error),
+    /// The window ran, and the export at exit failed.
+    #[error("{0}")]
+    ExitExport(String),
 }
 
 impl std::fmt::Debug for Runtime {
@@ -376,6 +392,8 @@ pub fn run(
         ..eframe::NativeOptions::default()
     };
 
+    let exit_export_error = Arc::new(OnceLock::new());
+    let reported_export_error = Arc::clone(&exit_export_error);
     // The creator takes the runtime; if eframe fails before calling it, it is still here.
     let pending = Arc::new(Mutex::new(Some(runtime)));
     let handed_over = Arc::clone(&pending);
@@ -390,8 +408,9 @@ pub fn run(
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .take()
                 .ok_or("the engine was already handed to a window")?;
-            let app =
-                MonitorApp::new(runtime, system_picker(), export_on_exit).close_after(close_after);
+            let app = MonitorApp::new(runtime, system_picker(), export_on_exit)
+                .close_after(close_after)
+                .exit_export_error(Arc::clone(&reported_export_error));
             Ok(Box::new(app))
         }),
     );
@@ -401,7 +420,10 @@ pub fn run(
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .take();
     match (result, unused) {
-        (Ok(()), _) => Ok(()),
+        (Ok(()), _) => match exit_export_error.get() {
+            Some(error) => Err(WindowError::ExitExport(error.clone())),
+            None => Ok(()),
+        },
         (Err(error), Some(runtime)) => Err(WindowError::Unavailable {
             runtime: Box::new(runtime),
             error,
