@@ -539,13 +539,17 @@ impl Replayer {
                 Ok(None) => return Ok(()),
                 Err(error) => return self.report_read_error(number, &error),
             };
-            if read == ReadLine::TooLong && self.context.should_stop() {
-                return Err(Stopped);
+            if read == ReadLine::Unfinished {
+                if self.context.should_stop() {
+                    return Err(Stopped);
+                }
+                continue;
             }
             SourceStats::add(&self.context.stats.lines_read, 1);
 
             let parsed = match read {
                 ReadLine::TooLong => Err(SkipReason::TooLong),
+                ReadLine::Unfinished => unreachable!("unfinished lines are read on above"),
                 ReadLine::Complete => parse_pending(self.reader.line(), number, &mut self.ids),
             };
             match parsed {

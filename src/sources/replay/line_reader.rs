@@ -16,11 +16,14 @@ pub(super) enum ReadLine {
     Complete,
     /// The line is over [`MAX_LINE_LEN`] bytes. It was read and dropped.
     TooLong,
+    /// The line goes on past [`MAX_LINE_SCAN`] bytes read in this call. The next call
+    /// reads on in the same line, which counts once.
+    Unfinished,
 }
 
 /// Bytes scanned for one line before [`LineReader::next_line`] returns, so a file with
 /// no line ends (a device, a pipe of zeros) cannot keep the reader from checking its stop
-/// signal. The rest of such a line is read as further overlong lines.
+/// signal.
 const MAX_LINE_SCAN: usize = 16 * 1024 * 1024;
 
 /// Reads lines of up to [`MAX_LINE_LEN`] bytes into a reused buffer.
@@ -30,6 +33,8 @@ pub(super) struct LineReader<R> {
     line: Vec<u8>,
     number: u64,
     bytes_read: u64,
+    /// Whether the latest call stopped inside an overlong line.
+    unfinished: bool,
 }
 
 impl<R: Read> LineReader<R> {
@@ -39,6 +44,7 @@ impl<R: Read> LineReader<R> {
             line: Vec::new(),
             number: 0,
             bytes_read: 0,
+            unfinished: false,
         }
     }
 
@@ -61,7 +67,12 @@ impl<R: Read> LineReader<R> {
     /// without `\n` counts as a line.
     pub(super) fn next_line(&mut self) -> io::Result<Option<ReadLine>> {
         self.line.clear();
-        let mut length = 0usize;
+        // The rest of a line whose start was already over the limit is over it too.
+        let mut length = match std::mem::take(&mut self.unfinished) {
+            true => MAX_LINE_LEN + 1,
+            false => 0,
+        };
+        let mut scanned = 0usize;
         loop {
             let available = match self.inner.fill_buf() {
                 Ok(available) => available,
@@ -85,13 +96,15 @@ impl<R: Read> LineReader<R> {
             let consumed = newline.map_or(available.len(), |index| index + 1);
             self.inner.consume(consumed);
             self.bytes_read += consumed as u64;
+            scanned += consumed;
             if newline.is_some() {
                 // An empty line has length 0 but still counts as a line.
                 length = length.max(1);
                 break;
             }
-            if length > MAX_LINE_SCAN {
-                break;
+            if scanned > MAX_LINE_SCAN {
+                self.unfinished = true;
+                return Ok(Some(ReadLine::Unfinished));
             }
         }
         self.number += 1;
@@ -115,7 +128,7 @@ mod tests {
         while let Some(read) = reader.next_line().unwrap() {
             lines.push(match read {
                 ReadLine::Complete => Ok(reader.line().to_vec()),
-                ReadLine::TooLong => Err(read),
+                ReadLine::TooLong | ReadLine::Unfinished => Err(read),
             });
         }
         lines
@@ -145,6 +158,29 @@ mod tests {
         assert_eq!(lines[0], Err(ReadLine::TooLong));
         assert_eq!(lines[1], Ok(b"next".to_vec()));
         assert_eq!(lines[2].as_ref().map(Vec::len), Ok(MAX_LINE_LEN));
+    }
+
+    #[test]
+    fn line_past_scan_limit_counts_once() {
+        let mut input = vec![b'x'; MAX_LINE_SCAN * 3 + 10];
+        input.extend_from_slice(b"\nnext\n");
+        let mut reader = LineReader::new(&input[..]);
+        let mut reads = Vec::new();
+        let mut last = Vec::new();
+        while let Some(read) = reader.next_line().unwrap() {
+            reads.push((read, reader.line_number()));
+            last = reader.line().to_vec();
+        }
+        assert_eq!(
+            reads,
+            [
+                (ReadLine::Unfinished, 0),
+                (ReadLine::Unfinished, 0),
+                (ReadLine::TooLong, 1),
+                (ReadLine::Complete, 2),
+            ]
+        );
+        assert_eq!(last, b"next");
     }
 
     #[test]

@@ -138,9 +138,12 @@ impl<'a> StartScan<'a> {
                 })?;
             let reason = match read {
                 None => return Ok(None),
-                Some(ReadLine::TooLong) if self.reader.bytes_read() > MAX_SCAN_FOR_FIRST_LINE => {
+                Some(ReadLine::TooLong | ReadLine::Unfinished)
+                    if self.reader.bytes_read() > MAX_SCAN_FOR_FIRST_LINE =>
+                {
                     return Ok(None);
                 }
+                Some(ReadLine::Unfinished) => continue,
                 Some(ReadLine::TooLong) => SkipReason::TooLong,
                 Some(ReadLine::Complete) => {
                     match parse_pending(self.reader.line(), number, self.ids) {
