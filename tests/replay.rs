@@ -1085,7 +1085,7 @@ fn stop_interrupts_paced_replay() {
         name: "replay-stop".into(),
         ..EngineConfig::default()
     };
-    let (engine, _updates) = Engine::start(config, plan.clock(), no_waker()).unwrap();
+    let (engine, updates) = Engine::start(config, plan.clock(), no_waker()).unwrap();
     let source = plan.spawn(engine.commands()).unwrap();
     std::thread::sleep(Duration::from_millis(100));
 
@@ -1094,7 +1094,24 @@ fn stop_interrupts_paced_replay() {
     source.stop();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(!stats.is_finished());
-    engine.shutdown();
+
+    let summaries: Vec<String> = engine
+        .shutdown()
+        .into_iter()
+        .chain(updates.try_iter())
+        .flat_map(|update| update.records)
+        .filter_map(|record| match record.event {
+            Event::Notice { message, .. } if message.starts_with("stopped replaying") => {
+                Some(message)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    // How far the paced replay got depends on the machine's speed.
+    let expected = format!("stopped replaying {SMALL_FIXTURE} before its end: ");
+    assert!(summaries[0].starts_with(&expected), "{}", summaries[0]);
+    assert!(summaries[0].contains(" lines read, "), "{}", summaries[0]);
 }
 
 /// How the independent count treats a line that ends inside its user agent.

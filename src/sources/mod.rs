@@ -80,6 +80,12 @@ impl SourceContext {
         }
     }
 
+    /// Sends `command` if the channel has room, also after a stop was requested, for a
+    /// source's last words. Returns whether it was sent.
+    pub fn try_send(&self, command: Command) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+
     /// Sleeps for `span` of real time. Returns `false` when a stop was requested.
     pub fn sleep(&self, span: Duration) -> bool {
         matches!(self.stop.recv_timeout(span), Err(RecvTimeoutError::Timeout))

@@ -490,7 +490,17 @@ impl Replayer {
         };
         match replayer.replay(opening, queued_notices) {
             Ok(()) => log::info!("replay of {path} finished"),
-            Err(Stopped) => log::info!("replay of {path} stopped before the end"),
+            Err(Stopped) => {
+                log::info!("replay of {path} stopped before the end");
+                // The engine still runs while its sources stop, so the counts so far can
+                // reach the log.
+                let summary = replayer.summary(&format!("stopped replaying {path} before its end"));
+                replayer.context.try_send(Command::Notice {
+                    source: Source::Replay,
+                    level: Level::Info,
+                    message: summary,
+                });
+            }
         }
     }
 
@@ -522,7 +532,8 @@ impl Replayer {
         if let Some(summary) = self.skips.finish() {
             self.notice(Level::Warn, summary)?;
         }
-        self.notice(Level::Info, self.final_summary())?;
+        let finished = format!("finished replaying {}", self.options.path.display());
+        self.notice(Level::Info, self.summary(&finished))?;
         stats.finished.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -814,15 +825,15 @@ impl Replayer {
         }
     }
 
-    fn final_summary(&self) -> String {
+    /// Returns the closing summary: `outcome`, then the counts of lines so far.
+    fn summary(&self, outcome: &str) -> String {
         let span = (self.latest_read - self.earliest_read)
             .to_std()
             .unwrap_or(Duration::ZERO);
         format!(
-            "finished replaying {}: {} read, {} sent, {} skipped{}, \
+            "{outcome}: {} read, {} sent, {} skipped{}, \
              {} out of order by more than the {} reorder window, \
              {}, log time {} to {} ({})",
-            self.options.path.display(),
             counted(self.reader.line_number(), "line"),
             counted(self.reports_sent, "report"),
             counted(self.skips.total, "line"),
