@@ -15,7 +15,7 @@ or from the command line:
     python3 session_client.py end u42
 
 The command line prints each JSON response and exits with 1 when the API returns an
-error, or 2 for a usage error. --url and --token-file default to the environment
+error or the output cannot be written, or 2 for a usage error. --url and --token-file default to the environment
 variables SESSION_MONITOR_URL and SESSION_MONITOR_TOKEN_FILE.
 """
 
@@ -161,12 +161,17 @@ def _api_error(error):
         return ApiError(error.code, "error", error.reason)
 
 
+def _usage_error(message):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _parse_meta(pairs):
     meta = {}
     for pair in pairs or []:
         key, separator, value = pair.partition("=")
         if not separator:
-            raise SystemExit(f"error: --meta takes KEY=VALUE, got {pair!r}")
+            _usage_error(f"--meta takes KEY=VALUE, got {pair!r}")
         meta[key] = value
     return meta or None
 
@@ -187,7 +192,7 @@ def _read_batch(source):
         try:
             reports.append(json.loads(line))
         except ValueError as error:
-            raise SystemExit(f"error: line {number} is not JSON: {error}")
+            _usage_error(f"line {number} is not JSON: {error}")
     return reports
 
 
@@ -267,6 +272,10 @@ def main(argv=None):
         # The reader closed the output early, as `head` does. Pointing stdout at
         # /dev/null keeps Python's final flush from failing again on the way out.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write the output: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -184,6 +184,39 @@ fn python_client_quiet_when_reader_closes() {
 }
 
 #[test]
+fn python_client_exit_codes() {
+    if !python_available() {
+        return;
+    }
+    let (engine, _updates, clock, options) = start("exit-codes", None);
+    let shared: SharedClock = Arc::new(clock);
+    let api = api::start(options, engine.commands(), shared).unwrap();
+    let addr = api.local_addr().unwrap();
+
+    let usage = client(addr, None, &["report", "alice", "--meta", "nokey"], "");
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--meta takes KEY=VALUE"));
+    let batch = client(addr, None, &["batch"], "not json\n");
+    assert_eq!(batch.status.code(), Some(2));
+
+    if Path::new("/dev/full").exists() {
+        let full = Process::new("python3")
+            .arg(CLIENT)
+            .arg("--url")
+            .arg(format!("http://{addr}"))
+            .arg("health")
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&full.stderr);
+        assert_eq!(full.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot write the output"), "{stderr}");
+        assert!(!stderr.contains("Traceback"), "{stderr}");
+    }
+}
+
+#[test]
 fn python_client_sends_token() {
     if !python_available() {
         return;
