@@ -90,9 +90,12 @@ impl Token {
                 "missing bearer token: send the header \"Authorization: Bearer TOKEN\"",
             ));
         };
+        // HTTP compares authentication scheme names without regard to case.
         let presented = value
             .as_bytes()
-            .strip_prefix(b"Bearer ")
+            .split_at_checked(SCHEME.len())
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(SCHEME))
+            .map(|(_, token)| token)
             .ok_or_else(|| unauthorized("the Authorization header must be \"Bearer TOKEN\""))?;
         if bool::from(self.0.as_bytes().ct_eq(presented)) {
             Ok(())
@@ -101,6 +104,9 @@ impl Token {
         }
     }
 }
+
+/// The authentication scheme of an Authorization header, with the space after it.
+const SCHEME: &[u8] = b"Bearer ";
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,6 +203,8 @@ mod tests {
             token.check(&wrong).unwrap_err().reason,
             "wrong bearer token"
         );
+        let lower = with_header(header::AUTHORIZATION, "bearer 0123456789abcdef");
+        assert!(token.check(&lower).is_ok());
         let prefix = with_header(header::AUTHORIZATION, "Bearer 0123");
         assert!(token.check(&prefix).is_err());
         let basic = with_header(header::AUTHORIZATION, "Basic 0123456789abcdef");
