@@ -108,6 +108,9 @@ pub struct Options {
 /// use `max`.
 pub const MAX_SPEED: f64 = 1_000_000.0;
 
+/// Slowest replay speed: a day of log time in about three years.
+pub const MIN_SPEED: f64 = 0.001;
+
 /// Replay speed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speed {
@@ -193,9 +196,9 @@ fn parse_speed(text: &str) -> Result<Speed, String> {
     let factor: f64 = text
         .parse()
         .map_err(|_| format!("expected a number such as 0.5, 1 or 60, or \"max\"; got {text:?}"))?;
-    if !(factor.is_finite() && factor > 0.0 && factor <= MAX_SPEED) {
+    if !(factor.is_finite() && (MIN_SPEED..=MAX_SPEED).contains(&factor)) {
         return Err(format!(
-            "must be a number above zero and at most {MAX_SPEED}, or \"max\"; got {text}"
+            "must be a number from {MIN_SPEED} to {MAX_SPEED}, or \"max\"; got {text}"
         ));
     }
     Ok(Speed::Factor(factor))
@@ -290,6 +293,8 @@ mod tests {
         );
         assert_eq!(parse(&["--speed", "MAX"]).unwrap().speed, Speed::Max);
         assert!(parse(&["--speed", "0"]).is_err());
+        assert!(parse(&["--speed", "1e-300"]).is_err());
+        assert!(parse(&["--speed", "0.001"]).is_ok());
         assert!(parse(&["--speed", "-2"]).is_err());
         assert!(parse(&["--speed", "inf"]).is_err());
         assert!(parse(&["--speed", "1e20"]).is_err());
