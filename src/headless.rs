@@ -13,6 +13,7 @@ use crate::engine::event::{Level, Record, Update};
 use crate::export;
 use crate::log_book::{DEFAULT_MAX_RECORDS, LogBook};
 use crate::runtime::Runtime;
+use crate::visible::visible_text;
 
 /// How often the loop checks whether a replay has finished.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -48,8 +49,11 @@ impl Printer {
         if !self.stdout_open || record.level() < self.min_level {
             return;
         }
+        // Invisible and direction-changing characters in ids are written as code
+        // points, or a terminal would show the line reordered or hide them.
+        let line = record.to_string();
         // A closed pipe (for example `| head`) ends printing, not the run.
-        if writeln!(io::stdout().lock(), "{record}").is_err() {
+        if writeln!(io::stdout().lock(), "{}", visible_text(&line)).is_err() {
             self.stdout_open = false;
         }
     }

@@ -11,3 +11,4 @@ pub mod runtime;
 pub mod sources;
 #[cfg(feature = "gui")]
 pub mod ui;
+pub mod visible;

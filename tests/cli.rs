@@ -217,6 +217,32 @@ fn bad_export_paths_rejected_at_start() {
 }
 
 #[test]
+fn headless_escapes_direction_overrides() {
+    let folder = tempfile::tempdir().unwrap();
+    let log = folder.path().join("access.log");
+    std::fs::write(
+        &log,
+        "10.0.0.1 - - [01/Jun/2024:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"evil\u{202E}gpj.exe\"\n",
+    )
+    .unwrap();
+    let output = run(&[
+        "--headless",
+        "--verbose",
+        "--replay",
+        log.to_str().unwrap(),
+        "--speed",
+        "max",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let printed = stdout(&output);
+    assert!(
+        printed.contains("Session created: 10.0.0.1 evil\\u{202E}gpj.exe"),
+        "{printed}"
+    );
+    assert!(!printed.contains('\u{202E}'), "{printed}");
+}
+
+#[test]
 fn help_states_defaults() {
     let output = run(&["--help"]);
     let help = stdout(&output);
