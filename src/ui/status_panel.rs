@@ -136,10 +136,30 @@ pub fn status_panel_ui(
         source_ui(ui, source, view.clock);
     }
     if let Some(error) = view.last_error {
-        ui.colored_label(ui.visuals().error_fg_color, format!("Last error: {error}"));
+        // A long path in the middle must not push the reason at the end out of sight.
+        let shown = shorten_middle(error, LAST_ERROR_CHARS);
+        ui.colored_label(ui.visuals().error_fg_color, format!("Last error: {shown}"))
+            .on_hover_text(error);
     }
     ui.add_space(4.0);
     actions
+}
+
+/// Characters of the last error shown in the panel; the whole text shows on hover.
+const LAST_ERROR_CHARS: usize = 200;
+
+/// Returns `text` with its middle replaced by an ellipsis when it has more than `limit`
+/// characters, keeping more of the end, where error messages give their reason.
+fn shorten_middle(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    let count = text.chars().count();
+    if count <= limit {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let head = limit * 2 / 5;
+    let tail = limit - head - 1;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    std::borrow::Cow::Owned(format!("{start}…{end}"))
 }
 
 fn countdown_ui(ui: &mut egui::Ui, status: &Status, clock: &SharedClock) {
@@ -276,4 +296,20 @@ fn source_ui(ui: &mut egui::Ui, source: &SourceSummary, clock: &SharedClock) {
             ui.label("input finished");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_keeps_its_end() {
+        assert_eq!(shorten_middle("short", 10), "short");
+        let long = format!("cannot export to /{}: File name too long", "a".repeat(500));
+        let shown = shorten_middle(&long, 60);
+        assert_eq!(shown.chars().count(), 60);
+        assert!(shown.starts_with("cannot export to /aaa"));
+        assert!(shown.ends_with("a: File name too long"));
+        assert!(shown.contains('…'));
+    }
 }
