@@ -152,7 +152,7 @@ pub fn write_log(path: &Path, log: &LogSnapshot) -> Result<ExportSummary, Export
     })
 }
 
-/// Where an export goes, as [`check_target`] found it.
+/// The destination of an export, as [`check_target`] found it.
 struct Target {
     format: ExportFormat,
     /// The file the export replaces, if one exists.

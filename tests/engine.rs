@@ -636,7 +636,7 @@ fn shutdown_during_large_sweep() {
 }
 
 #[test]
-fn unstamped_report_after_stamped_one_in_a_batch_reads_the_moved_clock() {
+fn batch_rereads_clock_after_stamped_report() {
     let clock = Arc::new(ManualClock::following_activity(DateTime::<Utc>::UNIX_EPOCH));
     let (engine, updates) = match Engine::start(config("batch-clock"), clock.clone(), no_waker()) {
         Ok(started) => started,

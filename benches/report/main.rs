@@ -127,7 +127,7 @@ impl fmt::Display for Comparison {
 type Section = (&'static str, fn() -> Vec<Comparison>);
 
 /// Returns the median of `runs` timings of `run`, each preceded by an untimed `setup`.
-/// What `run` returns is dropped after the timing.
+/// Drops the value `run` returns only after the timing stops.
 fn median_time<S, R>(
     runs: usize,
     mut setup: impl FnMut() -> S,

@@ -3,7 +3,8 @@
 //!
 //! A touch reads a hash table bucket and a slab node at random in about 100 MB at 1M
 //! sessions. With 4 KiB pages most such reads also miss the address translation cache,
-//! which holds a few thousand entries; with 2 MiB pages the whole map needs about 50.
+//! which has room for a few thousand entries. With 2 MiB pages the whole map needs
+//! about 50.
 //! Linux backs memory with transparent huge pages when its setting is `always`, or
 //! `madvise` and the program requests them, as the functions here do. On other systems
 //! they only allocate.

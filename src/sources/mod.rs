@@ -80,8 +80,8 @@ impl SourceContext {
         }
     }
 
-    /// Sends `command` if the channel has room, also after a stop was requested, for a
-    /// source's last words. Returns whether it was sent.
+    /// Sends `command` if the channel has room, also after a stop was requested, so a
+    /// source can report its final counts. Returns whether it was sent.
     pub fn try_send(&self, command: Command) -> bool {
         self.commands.try_send(command).is_ok()
     }

@@ -90,7 +90,7 @@ pub const MAX_TIME_JUMP: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Maximum reorder window that a replay accepts, equal to [`MAX_TIME_JUMP`]. Lines further
 /// apart than that are handled as a time jump or an outlier, not reordered. The reorder
-/// buffer also holds a window's worth of lines in memory.
+/// buffer also keeps a window's worth of lines in memory.
 pub const MAX_REORDER_WINDOW: Duration = MAX_TIME_JUMP;
 
 /// Years of the UTC times that a replay accepts. The log's four-digit years stay in

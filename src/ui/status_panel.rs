@@ -137,15 +137,18 @@ pub fn status_panel_ui(
     }
     if let Some(error) = view.last_error {
         // A long path in the middle must not push the reason at the end out of sight.
-        let shown = shorten_middle(error, LAST_ERROR_CHARS);
-        ui.colored_label(ui.visuals().error_fg_color, format!("Last error: {shown}"))
-            .on_hover_text(error);
+        let shortened = shorten_middle(error, LAST_ERROR_CHARS);
+        ui.colored_label(
+            ui.visuals().error_fg_color,
+            format!("Last error: {shortened}"),
+        )
+        .on_hover_text(error);
     }
     ui.add_space(4.0);
     actions
 }
 
-/// Characters of the last error shown in the panel; the whole text shows on hover.
+/// Characters of the last error shown in the panel. The whole text shows on hover.
 const LAST_ERROR_CHARS: usize = 200;
 
 /// Returns `text` with its middle replaced by an ellipsis when it has more than `limit`
